@@ -1,0 +1,151 @@
+"""Every event Loom stores, as msgspec structs tagged by their type name.
+
+Events are facts in the past tense and are never reshaped once stored: a new
+field gets a default, a new shape gets a new event. `at` and `actor` come from
+the command that caused the event (the engine's clock, the token's `sub`),
+never from inside a decision.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+
+class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", tag=True):
+    at: str
+    actor: str
+
+
+# --- process definitions -------------------------------------------------------------
+
+
+class ProcessSaved(Event, frozen=True, kw_only=True):
+    """A version of a process definition was saved (version 1 creates it)."""
+
+    version: int
+    project_id: str
+    app_id: str
+    definition: dict[str, Any]
+
+
+class ProjectCreated(Event, frozen=True, kw_only=True):
+    name: str
+
+
+class AppCreated(Event, frozen=True, kw_only=True):
+    app_id: str
+    name: str
+
+
+class ProcessFiled(Event, frozen=True, kw_only=True):
+    """A process was filed under one of the project's apps."""
+
+    app_id: str
+    process_id: str
+    name: str
+
+
+# --- agents --------------------------------------------------------------------------
+
+
+class AgentSaved(Event, frozen=True, kw_only=True):
+    version: int
+    name: str
+    system_prompt: str
+    model: str
+    temperature: float | None = None
+    max_tokens: int | None = None
+
+
+# --- executions ----------------------------------------------------------------------
+
+
+class ExecutionStarted(Event, frozen=True, kw_only=True):
+    process_id: str
+    version: int
+    input: Any = None
+    rerun_of: str | None = None
+    from_element: str | None = None
+    reused: dict[str, Any] = {}
+    idempotency_key: str | None = None
+    request_hash: str | None = None
+
+
+class NodeExecuting(Event, frozen=True, kw_only=True):
+    element: str
+    attempt: int = 1
+    input: Any = None
+    wake_at: str | None = None
+
+
+class NodeCompleted(Event, frozen=True, kw_only=True):
+    element: str
+    output: Any = None
+    port: str = "out"
+    attempt: int = 1
+
+
+class NodeFailed(Event, frozen=True, kw_only=True):
+    element: str
+    error: str
+    attempt: int = 1
+    retry_at: str | None = None
+
+
+class NodeSkipped(Event, frozen=True, kw_only=True):
+    element: str
+
+
+class ExecutionCompleted(Event, frozen=True, kw_only=True):
+    output: dict[str, Any] = {}
+
+
+class ExecutionFailed(Event, frozen=True, kw_only=True):
+    error: str
+    element: str | None = None
+
+
+class ExecutionCancelled(Event, frozen=True, kw_only=True):
+    reason: str | None = None
+
+
+ExecutionEvent = (
+    ExecutionStarted
+    | NodeExecuting
+    | NodeCompleted
+    | NodeFailed
+    | NodeSkipped
+    | ExecutionCompleted
+    | ExecutionFailed
+    | ExecutionCancelled
+)
+AnyEvent = (
+    ProcessSaved
+    | ProjectCreated
+    | AppCreated
+    | ProcessFiled
+    | AgentSaved
+    | ExecutionStarted
+    | NodeExecuting
+    | NodeCompleted
+    | NodeFailed
+    | NodeSkipped
+    | ExecutionCompleted
+    | ExecutionFailed
+    | ExecutionCancelled
+)
+TERMINAL_EVENTS = (ExecutionCompleted, ExecutionFailed, ExecutionCancelled)
+
+
+def event_type(event: Event) -> str:
+    return type(event).__name__
+
+
+def event_data(event: Event) -> dict[str, Any]:
+    """The event's own fields, without the envelope (type, at, actor)."""
+    data = msgspec.to_builtins(event)
+    for key in ("type", "at", "actor"):
+        data.pop(key, None)
+    return data

@@ -1,0 +1,342 @@
+"""The orchestrator: an Execution whose state, stack included, is a pure fold of its events.
+
+Commands decide and return new events; only `apply` changes state, so replaying
+the same events rebuilds the same execution, and re-running the same commands
+with the recorded outside facts (effect results, timer firings, cancels) must
+decide the same events again. The walk is the seed's: push each thread's
+trigger, pop and run, route the output along the connections of the port it
+left by, push what became ready, until the stack is empty. An element with
+several incoming connections is ready once every one is resolved (its source
+completed, skipped, or left by another port); it runs if any is live, else it
+is skipped, which carries dead paths forward.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from domain.clock import iso, parse_iso
+from domain.definition import ERROR_PORT, Graph, Node
+from domain.elements import ElementFailure
+from domain.errors import InvalidCommand
+from domain.events import (
+    Event,
+    ExecutionCancelled,
+    ExecutionCompleted,
+    ExecutionFailed,
+    ExecutionStarted,
+    NodeCompleted,
+    NodeExecuting,
+    NodeFailed,
+    NodeSkipped,
+)
+from domain.expressions import Scope
+
+TERMINAL = frozenset({"completed", "failed", "cancelled"})
+
+
+class NodeRun:
+    """Where one element stands in this execution."""
+
+    __slots__ = ("attempts", "error", "output", "port", "request", "state", "wake_at")
+
+    def __init__(self) -> None:
+        self.state = "pending"
+        self.output: Any = None
+        self.error: str | None = None
+        self.attempts = 0
+        self.port: str | None = None
+        self.request: Any = None
+        self.wake_at: str | None = None  # a delay's wake-up, or the end of a retry wait
+
+
+class Execution:
+    """One run of one process version."""
+
+    def __init__(self, execution_id: str, graph: Graph) -> None:
+        self.id = execution_id
+        self.graph = graph
+        self.seq = 0
+        self.status = "pending"
+        self.process_id = ""
+        self.version = 0
+        self.input: Any = None
+        self.output: dict[str, Any] = {}
+        self.error: str | None = None
+        self.reused: dict[str, Any] = {}
+        self.stack: list[str] = []
+        self.nodes: dict[str, NodeRun] = {key: NodeRun() for key in graph.nodes}
+        self.outputs: dict[str, Any] = {}
+        self._resolved: dict[str, int] = dict.fromkeys(graph.nodes, 0)
+        self._live: dict[str, list[str]] = {key: [] for key in graph.nodes}
+        self._uncaught: tuple[str, str] | None = None
+
+    # --- the fold -------------------------------------------------------------------
+
+    @classmethod
+    def rebuild(cls, execution_id: str, graph: Graph, events: list[Event]) -> Execution:
+        execution = cls(execution_id, graph)
+        for event in events:
+            execution.apply(event)
+        return execution
+
+    def apply(self, event: Event) -> None:
+        self.seq += 1
+        match event:
+            case NodeExecuting(element=key, attempt=attempt, input=request, wake_at=wake_at):
+                node = self.nodes[key]
+                if node.state == "pending":
+                    self._pop(key)
+                node.state = "running"
+                node.attempts = attempt
+                node.request = request
+                node.wake_at = wake_at
+            case NodeCompleted(element=key, output=output, port=port):
+                node = self.nodes[key]
+                node.state = "completed"
+                node.output = output
+                node.port = port
+                node.wake_at = None
+                self.outputs[key] = output
+                self._route(key, port)
+            case NodeFailed(element=key, error=error, attempt=attempt, retry_at=retry_at):
+                node = self.nodes[key]
+                node.error = error
+                node.attempts = attempt
+                node.wake_at = retry_at
+                if retry_at is None:
+                    node.state = "failed"
+                    if key in self.graph.catches_errors:
+                        self._route(key, ERROR_PORT)
+                    else:
+                        self._uncaught = (key, error)
+            case NodeSkipped(element=key):
+                self._pop(key)
+                self.nodes[key].state = "skipped"
+                self._route(key, None)
+            case ExecutionStarted():
+                self.status = "running"
+                self.process_id = event.process_id
+                self.version = event.version
+                self.input = event.input
+                self.reused = dict(event.reused)
+                self.stack = list(reversed(self.graph.triggers))
+            case ExecutionCompleted(output=output):
+                self.status = "completed"
+                self.output = dict(output)
+            case ExecutionFailed(error=error):
+                self.status = "failed"
+                self.error = error
+            case ExecutionCancelled():
+                self.status = "cancelled"
+            case _:
+                raise InvalidCommand(f"{type(event).__name__} does not belong to an execution")
+
+    def _pop(self, key: str) -> None:
+        if self.stack and self.stack[-1] == key:
+            self.stack.pop()
+        else:
+            self.stack.remove(key)
+
+    def _route(self, source: str, port: str | None) -> None:
+        """Resolve the source's outgoing edges (live on `port`) and push what became ready."""
+        ready: list[str] = []
+        for edge_port, target in self.graph.outgoing[source]:
+            self._resolved[target] += 1
+            if edge_port == port:
+                self._live[target].append(source)
+            if self._resolved[target] == len(self.graph.incoming[target]):
+                ready.append(target)
+        # Reversed, so the first connection's target is popped first.
+        self.stack.extend(reversed(ready))
+
+    # --- queries ----------------------------------------------------------------------
+
+    @property
+    def finished(self) -> bool:
+        return self.status in TERMINAL
+
+    def in_flight(self) -> list[tuple[str, int, Any]]:
+        """Effects started and not yet answered: (key, attempt, recorded request)."""
+        return [
+            (key, node.attempts, node.request)
+            for key, node in self.nodes.items()
+            if node.state == "running"
+            and node.wake_at is None
+            and self.graph.nodes[key].kind.name != "delay"
+        ]
+
+    def timers(self) -> list[tuple[str, str]]:
+        """(key, wake_at) of every delay and retry wait still pending."""
+        return [
+            (key, node.wake_at)
+            for key, node in self.nodes.items()
+            if node.state == "running" and node.wake_at is not None
+        ]
+
+    def input_of(self, key: str) -> Any:
+        sources = self._live[key]
+        if self.graph.nodes[key].kind.is_join:
+            return {source: self._edge_value(source) for source in sources}
+        if not sources:
+            return self.input  # a trigger
+        return self._edge_value(sources[0])
+
+    def _edge_value(self, source: str) -> Any:
+        node = self.nodes[source]
+        if node.state == "failed":
+            return {"error": node.error, "attempts": node.attempts}
+        return node.output
+
+    # --- commands ---------------------------------------------------------------------
+
+    @classmethod
+    def start(
+        cls,
+        execution_id: str,
+        graph: Graph,
+        started: ExecutionStarted,
+    ) -> tuple[Execution, list[Event]]:
+        execution = cls(execution_id, graph)
+        execution.apply(started)
+        events: list[Event] = [started]
+        events += execution.advance(started.at, started.actor)
+        return execution, events
+
+    def advance(self, at: str, actor: str) -> list[Event]:
+        """Run the stack until only effects and timers remain; decide the end if it came."""
+        out: list[Event] = []
+        if self.finished:
+            return out
+        emit = self._emitter(out)
+        graph_nodes = self.graph.nodes
+        while self.stack and self._uncaught is None:
+            key = self.stack[-1]
+            node = graph_nodes[key]
+            if self.graph.incoming[key] and not self._live[key]:
+                emit(NodeSkipped(at=at, actor=actor, element=key))
+                continue
+            if key in self.reused:
+                recorded = self.reused[key]
+                emit(NodeExecuting(at=at, actor=actor, element=key))
+                emit(
+                    NodeCompleted(
+                        at=at,
+                        actor=actor,
+                        element=key,
+                        output=recorded.get("output"),
+                        port=recorded.get("port", "out"),
+                    )
+                )
+                continue
+            scope = Scope(self.input_of(key), self.input, self.outputs)
+            if node.kind.side_effects:
+                self._start_effect(node, scope, at, actor, emit)
+                continue
+            emit(NodeExecuting(at=at, actor=actor, element=key))
+            try:
+                outcome = node.kind.run(node.prepared, scope)
+            except ElementFailure as exc:
+                emit(NodeFailed(at=at, actor=actor, element=key, error=str(exc)))
+                continue
+            emit(
+                NodeCompleted(
+                    at=at, actor=actor, element=key, output=outcome.output, port=outcome.port
+                )
+            )
+        self._decide_end(at, actor, emit)
+        return out
+
+    def _start_effect(self, node: Node, scope: Scope, at: str, actor: str, emit: Any) -> None:
+        key = node.key
+        try:
+            request = node.kind.effect(node.prepared, scope)
+        except ElementFailure as exc:
+            emit(NodeExecuting(at=at, actor=actor, element=key))
+            emit(NodeFailed(at=at, actor=actor, element=key, error=str(exc)))
+            return
+        wake_at = None
+        if node.kind.name == "delay":
+            wake_at = iso(parse_iso(at) + request["seconds"])
+        emit(NodeExecuting(at=at, actor=actor, element=key, input=request, wake_at=wake_at))
+
+    def _decide_end(self, at: str, actor: str, emit: Any) -> None:
+        if self._uncaught is not None:
+            key, error = self._uncaught
+            emit(ExecutionFailed(at=at, actor=actor, error=error, element=key))
+            return
+        if self.stack or any(n.state == "running" for n in self.nodes.values()):
+            return
+        output = {
+            key: self.nodes[key].output
+            for key, node in self.graph.nodes.items()
+            if node.kind.name == "end" and self.nodes[key].state == "completed"
+        }
+        emit(ExecutionCompleted(at=at, actor=actor, output=output))
+
+    def complete(self, key: str, attempt: int, output: Any, at: str, actor: str) -> list[Event]:
+        """An effect answered."""
+        self._expect_in_flight(key, attempt)
+        out: list[Event] = []
+        self._emitter(out)(
+            NodeCompleted(at=at, actor=actor, element=key, output=output, attempt=attempt)
+        )
+        return out + self.advance(at, actor)
+
+    def fail(self, key: str, attempt: int, error: str, at: str, actor: str) -> list[Event]:
+        """An effect failed: wait and retry while the element's policy allows, else fail it."""
+        self._expect_in_flight(key, attempt)
+        node = self.graph.nodes[key]
+        policy = node.kind.retry(node.params)
+        retry_at = None
+        if attempt < policy.max_attempts:
+            retry_at = iso(parse_iso(at) + policy.interval_after(attempt))
+        out: list[Event] = []
+        self._emitter(out)(
+            NodeFailed(
+                at=at, actor=actor, element=key, error=error, attempt=attempt, retry_at=retry_at
+            )
+        )
+        return out + self.advance(at, actor)
+
+    def fire_timer(self, key: str, at: str, actor: str) -> list[Event]:
+        """A delay woke up, or a retry wait ended."""
+        run = self.nodes.get(key)
+        if self.finished or run is None or run.state != "running" or run.wake_at is None:
+            raise InvalidCommand(f"element {key!r} has no timer waiting")
+        out: list[Event] = []
+        emit = self._emitter(out)
+        if self.graph.nodes[key].kind.name == "delay" and run.error is None:
+            emit(NodeCompleted(at=at, actor=actor, element=key, output=self.input_of(key)))
+        else:
+            emit(
+                NodeExecuting(
+                    at=at, actor=actor, element=key, attempt=run.attempts + 1, input=run.request
+                )
+            )
+        return out + self.advance(at, actor)
+
+    def cancel(self, at: str, actor: str, reason: str | None = None) -> list[Event]:
+        if self.finished:
+            raise InvalidCommand(f"execution {self.id} is already {self.status}")
+        out: list[Event] = []
+        self._emitter(out)(ExecutionCancelled(at=at, actor=actor, reason=reason))
+        return out
+
+    def _expect_in_flight(self, key: str, attempt: int) -> None:
+        run = self.nodes.get(key)
+        if (
+            self.finished
+            or run is None
+            or run.state != "running"
+            or run.wake_at is not None
+            or run.attempts != attempt
+        ):
+            raise InvalidCommand(f"element {key!r} attempt {attempt} is not in flight")
+
+    def _emitter(self, out: list[Event]) -> Any:
+        def emit(event: Event) -> None:
+            self.apply(event)
+            out.append(event)
+
+        return emit

@@ -1,0 +1,154 @@
+"""CEL expressions and `{{ … }}` templates behind one small interface.
+
+The CEL implementation (`common-expression-language`, Rust) evaluates in ~6 µs
+where cel-python takes ~365 µs. CEL always terminates; the sandbox adds bounds on
+source size, on nested comprehension macros and on the size of what comes out.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import cel
+import msgspec
+
+from domain.errors import ExpressionError
+
+MAX_SOURCE_CHARS = 4096
+MAX_MACROS = 3
+MAX_RESULT_BYTES = 1 << 20
+
+_MACRO = re.compile(r"\.\s*(map|filter|all|exists|exists_one)\s*\(")
+_NODE_REF = re.compile(r"\bnodes\s*(?:\.\s*([A-Za-z_][A-Za-z0-9_]*)|\[\s*(['\"])(.*?)\2\s*\])")
+_NODES_ANY = re.compile(r"\bnodes\b")
+_TEMPLATE = re.compile(r"\{\{(.*?)\}\}", re.S)
+_encoder = msgspec.json.Encoder()
+
+
+class Expression:
+    """A compiled CEL expression over `input`, `execution.input` and `nodes.<key>.output`."""
+
+    __slots__ = ("_program", "node_refs", "source")
+
+    def __init__(self, source: str) -> None:
+        if not isinstance(source, str) or not source.strip():
+            raise ExpressionError("expression is empty")
+        if len(source) > MAX_SOURCE_CHARS:
+            raise ExpressionError(f"expression longer than {MAX_SOURCE_CHARS} characters")
+        if len(_MACRO.findall(source)) > MAX_MACROS:
+            raise ExpressionError(f"expression uses more than {MAX_MACROS} comprehension macros")
+        try:
+            self._program = cel.compile(source)
+        except Exception as exc:  # the binding raises ValueError with the parser's message
+            raise ExpressionError(f"expression does not compile: {_first_line(exc)}") from None
+        self.source = source
+        self.node_refs = _node_refs(source)
+
+    def evaluate(self, scope: Scope) -> Any:
+        try:
+            value = self._program.execute(scope.activation(self.node_refs))
+        except Exception as exc:
+            raise ExpressionError(f"{self.source!r} failed: {_first_line(exc)}") from None
+        return _plain(value, self.source)
+
+
+class Template:
+    """A string whose `{{ … }}` parts are CEL expressions; a lone `{{ x }}` keeps x's type."""
+
+    __slots__ = ("_parts", "source")
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        parts: list[str | Expression] = []
+        last = 0
+        for match in _TEMPLATE.finditer(source):
+            if match.start() > last:
+                parts.append(source[last : match.start()])
+            parts.append(Expression(match.group(1).strip()))
+            last = match.end()
+        if last < len(source):
+            parts.append(source[last:])
+        self._parts = parts
+
+    def render(self, scope: Scope) -> Any:
+        if len(self._parts) == 1 and isinstance(self._parts[0], Expression):
+            return self._parts[0].evaluate(scope)
+        out: list[str] = []
+        for part in self._parts:
+            if isinstance(part, str):
+                out.append(part)
+            else:
+                value = part.evaluate(scope)
+                out.append(value if isinstance(value, str) else _encoder.encode(value).decode())
+        return "".join(out)
+
+
+class Scope:
+    """What an expression can see: this element's input, the execution's, upstream outputs."""
+
+    __slots__ = ("execution_input", "input", "outputs")
+
+    def __init__(self, input: Any, execution_input: Any, outputs: Mapping[str, Any]) -> None:
+        self.input = input
+        self.execution_input = execution_input
+        self.outputs = outputs
+
+    def activation(self, node_refs: frozenset[str] | None) -> dict[str, Any]:
+        # Converting the whole `nodes` map costs O(history) per evaluation; only the
+        # keys an expression names are handed over (None: it indexes dynamically).
+        if node_refs is None:
+            keys: Any = self.outputs.keys()
+        else:
+            keys = (k for k in node_refs if k in self.outputs)
+        return {
+            "input": self.input,
+            "execution": {"input": self.execution_input},
+            "nodes": {k: {"output": self.outputs[k]} for k in keys},
+        }
+
+
+def compile_value(value: Any) -> Any:
+    """Compile every `{{ … }}` string inside a JSON-like value into a Template."""
+    if isinstance(value, str):
+        return Template(value) if "{{" in value else value
+    if isinstance(value, list):
+        return [compile_value(v) for v in value]
+    if isinstance(value, dict):
+        return {k: compile_value(v) for k, v in value.items()}
+    return value
+
+
+def render_value(value: Any, scope: Scope) -> Any:
+    if isinstance(value, Template):
+        return value.render(scope)
+    if isinstance(value, list):
+        return [render_value(v, scope) for v in value]
+    if isinstance(value, dict):
+        return {k: render_value(v, scope) for k, v in value.items()}
+    return value
+
+
+def _node_refs(source: str) -> frozenset[str] | None:
+    refs = {m.group(1) or m.group(3) for m in _NODE_REF.finditer(source)}
+    if len(_NODES_ANY.findall(source)) != len(_NODE_REF.findall(source)):
+        return None
+    return frozenset(refs)
+
+
+def _plain(value: Any, source: str) -> Any:
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    try:
+        encoded = _encoder.encode(msgspec.to_builtins(value, str_keys=True))
+    except (TypeError, msgspec.EncodeError) as exc:
+        raise ExpressionError(f"{source!r} produced a value that is not JSON: {exc}") from None
+    if len(encoded) > MAX_RESULT_BYTES:
+        raise ExpressionError(f"{source!r} produced more than {MAX_RESULT_BYTES} bytes")
+    return msgspec.json.decode(encoded)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0]
