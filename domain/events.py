@@ -59,6 +59,12 @@ class AgentSaved(Event, frozen=True, kw_only=True):
     max_tokens: int | None = None
 
 
+class AgentListed(Event, frozen=True, kw_only=True):
+    """An agent was added to the tenant's list of agents."""
+
+    agent_id: str
+
+
 # --- executions ----------------------------------------------------------------------
 
 
@@ -127,6 +133,7 @@ AnyEvent = (
     | AppCreated
     | ProcessFiled
     | AgentSaved
+    | AgentListed
     | ExecutionStarted
     | NodeExecuting
     | NodeCompleted
@@ -149,3 +156,6 @@ def event_data(event: Event) -> dict[str, Any]:
     for key in ("type", "at", "actor"):
         data.pop(key, None)
     return data
+
+
+EXECUTION_EVENT_TYPES: tuple[type[Event], ...] = ExecutionEvent.__args__

@@ -158,6 +158,8 @@ class Execution:
 
     def in_flight(self) -> list[tuple[str, int, Any]]:
         """Effects started and not yet answered: (key, attempt, recorded request)."""
+        if self.finished:
+            return []  # a cancel or a failure ends every effect still running
         return [
             (key, node.attempts, node.request)
             for key, node in self.nodes.items()
@@ -168,6 +170,8 @@ class Execution:
 
     def timers(self) -> list[tuple[str, str]]:
         """(key, wake_at) of every delay and retry wait still pending."""
+        if self.finished:
+            return []  # a cancel or a failure ends every wait still pending
         return [
             (key, node.wake_at)
             for key, node in self.nodes.items()

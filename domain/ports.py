@@ -19,6 +19,10 @@ class StoreUnavailable(Exception):
     """The backing store cannot be reached."""
 
 
+class EffectFailed(Exception):
+    """An effect did not produce an output; the message is recorded in NodeFailed."""
+
+
 class RecordedEvent(msgspec.Struct, frozen=True):
     """An event as the store holds it: its stream, its place there, its place in the tenant."""
 
@@ -82,3 +86,19 @@ class HttpRequester(Protocol):
     async def request(self, request: dict[str, Any], timeout_s: float | None) -> dict[str, Any]:
         """Perform an HTTP call; answers {"status", "headers", "body"}."""
         ...
+
+
+class EventBus(Protocol):
+    """Carries committed events to whoever watches them (projector, gateway)."""
+
+    async def publish(self, tenant: str, events: Sequence[RecordedEvent]) -> None: ...
+
+    def subscribe(self, handler: BusHandler) -> Unsubscribe: ...
+
+
+class BusHandler(Protocol):
+    def __call__(self, tenant: str, events: Sequence[RecordedEvent]) -> None: ...
+
+
+class Unsubscribe(Protocol):
+    def __call__(self) -> None: ...

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import msgspec
 
-from domain.elements.base import ElementFailure, ElementType, Outcome
+from domain.elements.base import ElementFailure, ElementType, Outcome, evaluate_or_fail
 from domain.expressions import Scope, Template
 
 
@@ -19,5 +19,6 @@ class Fail(ElementType):
         return Template(params.message)
 
     def run(self, prepared: Template, scope: Scope) -> Outcome:
-        message = prepared.render(scope)
+        # A template that cannot be rendered still fails the element, never the command.
+        message = evaluate_or_fail(prepared.render, scope)
         raise ElementFailure(message if isinstance(message, str) else str(message))

@@ -1,0 +1,323 @@
+"""Where the status read model lives: one table per tenant beside its events.
+
+Each row is one execution's status document and the seq of the last event
+folded into it; an upsert only wins with a higher seq, so a redelivered or
+re-read event never moves a document backwards. A per-tenant tracking row
+holds the last store position the projector folded, written in the same
+transaction as the documents, so a restarted projector resumes from it.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import msgspec
+import psycopg
+import psycopg_pool
+from psycopg import sql
+
+from domain.ports import StoreUnavailable
+from infra.store.naming import tenant_table, validate_tenant
+from projections.status import StatusDoc
+
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder(dict[str, Any])
+
+
+class Page(msgspec.Struct):
+    items: list[StatusDoc]
+    next_cursor: str | None
+
+
+def _summary(doc: StatusDoc) -> StatusDoc:
+    return {k: v for k, v in doc.items() if k not in ("nodes", "input")}
+
+
+def _columns(doc: StatusDoc) -> tuple[Any, ...]:
+    return (
+        doc["execution_id"],
+        doc["process_id"],
+        doc["status"],
+        doc["started_at"] or "",
+        doc["position"],
+        _encoder.encode(doc),
+    )
+
+
+class SQLiteStatusStore:
+    """The status read model in a SQLite file (the embedded default)."""
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._local = threading.local()
+        self._ready: set[str] = set()
+        self._lock = threading.Lock()
+        with self._tx() as db:
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS loom_tracking "
+                "(tenant TEXT PRIMARY KEY, position INTEGER)"
+            )
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self._path, timeout=30, isolation_level=None)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            self._local.db = db
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            yield db
+            db.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise StoreUnavailable(str(exc)) from exc
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+
+    def _table(self, db: sqlite3.Connection, tenant: str) -> str:
+        table = tenant_table(tenant, "status")
+        if tenant not in self._ready:
+            db.execute(
+                f"CREATE TABLE IF NOT EXISTS {table} (execution_id TEXT PRIMARY KEY, "
+                "process_id TEXT, status TEXT, started_at TEXT, position INTEGER, doc BLOB)"
+            )
+            db.execute(
+                f"CREATE INDEX IF NOT EXISTS {table}_started ON {table} (started_at, execution_id)"
+            )
+            self._ready.add(tenant)
+        return table
+
+    def save(self, tenant: str, docs: Sequence[StatusDoc], position: int | None = None) -> None:
+        with self._tx() as db:
+            table = self._table(db, tenant)
+            db.executemany(
+                f"INSERT INTO {table} VALUES (?,?,?,?,?,?) ON CONFLICT(execution_id) DO UPDATE "
+                "SET process_id=excluded.process_id, status=excluded.status, "
+                "started_at=excluded.started_at, position=excluded.position, doc=excluded.doc "
+                f"WHERE excluded.position > {table}.position",
+                [_columns(doc) for doc in docs],
+            )
+            if position is not None:
+                db.execute(
+                    "INSERT INTO loom_tracking VALUES (?, ?) ON CONFLICT(tenant) DO UPDATE "
+                    "SET position=excluded.position "
+                    "WHERE excluded.position > loom_tracking.position",
+                    (tenant, position),
+                )
+
+    def get(self, tenant: str, execution_id: str) -> StatusDoc | None:
+        with self._tx() as db:
+            row = db.execute(
+                f"SELECT doc FROM {self._table(db, tenant)} WHERE execution_id=?", (execution_id,)
+            ).fetchone()
+        return None if row is None else _decoder.decode(row[0])
+
+    def list(
+        self,
+        tenant: str,
+        *,
+        process_id: str | None = None,
+        status: str | None = None,
+        limit: int = 50,
+        cursor: tuple[str, str] | None = None,
+    ) -> list[StatusDoc]:
+        where, params = ["1=1"], []
+        if process_id is not None:
+            where.append("process_id=?")
+            params.append(process_id)
+        if status is not None:
+            where.append("status=?")
+            params.append(status)
+        if cursor is not None:
+            where.append("(started_at, execution_id) < (?, ?)")
+            params.extend(cursor)
+        with self._tx() as db:
+            rows = db.execute(
+                f"SELECT doc FROM {self._table(db, tenant)} WHERE {' AND '.join(where)} "
+                "ORDER BY started_at DESC, execution_id DESC LIMIT ?",
+                [*params, limit],
+            ).fetchall()
+        return [_summary(_decoder.decode(row[0])) for row in rows]
+
+    def running(self, tenant: str) -> list[str]:
+        with self._tx() as db:
+            rows = db.execute(
+                f"SELECT execution_id FROM {self._table(db, tenant)} "
+                "WHERE status IN ('running', 'pending')"
+            ).fetchall()
+        return [row[0] for row in rows]
+
+    def tracking(self, tenant: str) -> int:
+        validate_tenant(tenant)
+        with self._tx() as db:
+            row = db.execute(
+                "SELECT position FROM loom_tracking WHERE tenant=?", (tenant,)
+            ).fetchone()
+        return 0 if row is None else int(row[0])
+
+    def reset(self, tenant: str) -> None:
+        """Forget the tenant's documents and position (before a rebuild)."""
+        with self._tx() as db:
+            db.execute(f"DELETE FROM {self._table(db, tenant)}")
+            db.execute("DELETE FROM loom_tracking WHERE tenant=?", (tenant,))
+
+    def close(self) -> None:
+        db = getattr(self._local, "db", None)
+        if db is not None:
+            db.close()
+            self._local.db = None
+
+
+class PostgresStatusStore:
+    """The status read model in PostgreSQL, sharing the event store's bounded pool and schema."""
+
+    def __init__(self, pool: psycopg_pool.ConnectionPool[Any], schema: str) -> None:
+        self._pool = pool
+        self._schema = schema
+        self._ready: set[str] = set()
+        with self._tx() as cur:
+            cur.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
+            cur.execute(
+                sql.SQL(
+                    "CREATE TABLE IF NOT EXISTS {}.loom_tracking "
+                    "(tenant text PRIMARY KEY, position bigint)"
+                ).format(sql.Identifier(schema))
+            )
+
+    @contextmanager
+    def _tx(self) -> Iterator[psycopg.Cursor[Any]]:
+        try:
+            with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+                yield cur
+        except (psycopg.OperationalError, psycopg_pool.PoolTimeout) as exc:
+            raise StoreUnavailable(str(exc)) from exc
+
+    def _table(self, cur: psycopg.Cursor[Any], tenant: str) -> sql.Composed:
+        name = tenant_table(tenant, "status")
+        table = sql.SQL("{}.{}").format(sql.Identifier(self._schema), sql.Identifier(name))
+        if tenant not in self._ready:
+            cur.execute(sql.SQL("SELECT pg_advisory_xact_lock(hashtext({}))").format(name))
+            cur.execute(
+                sql.SQL(
+                    "CREATE TABLE IF NOT EXISTS {} (execution_id text PRIMARY KEY, "
+                    "process_id text, status text, started_at text, position bigint, doc bytea)"
+                ).format(table)
+            )
+            cur.execute(
+                sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} (started_at, execution_id)").format(
+                    sql.Identifier(name + "_started"), table
+                )
+            )
+            self._ready.add(tenant)
+        return table
+
+    def _tracking(self) -> sql.Composed:
+        return sql.SQL("{}.loom_tracking").format(sql.Identifier(self._schema))
+
+    def save(self, tenant: str, docs: Sequence[StatusDoc], position: int | None = None) -> None:
+        with self._tx() as cur:
+            table = self._table(cur, tenant)
+            cur.executemany(
+                sql.SQL(
+                    "INSERT INTO {t} AS s VALUES (%s,%s,%s,%s,%s,%s) ON CONFLICT (execution_id) "
+                    "DO UPDATE SET process_id=excluded.process_id, status=excluded.status, "
+                    "started_at=excluded.started_at, position=excluded.position, doc=excluded.doc "
+                    "WHERE excluded.position > s.position"
+                ).format(t=table),
+                [_columns(doc) for doc in docs],
+            )
+            if position is not None:
+                cur.execute(
+                    sql.SQL(
+                        "INSERT INTO {t} AS k VALUES (%s, %s) ON CONFLICT (tenant) DO UPDATE "
+                        "SET position=excluded.position WHERE excluded.position > k.position"
+                    ).format(t=self._tracking()),
+                    (tenant, position),
+                )
+
+    def get(self, tenant: str, execution_id: str) -> StatusDoc | None:
+        with self._tx() as cur:
+            cur.execute(
+                sql.SQL("SELECT doc FROM {} WHERE execution_id=%s").format(
+                    self._table(cur, tenant)
+                ),
+                (execution_id,),
+            )
+            row = cur.fetchone()
+        return None if row is None else _decoder.decode(bytes(_first(row)))
+
+    def list(
+        self,
+        tenant: str,
+        *,
+        process_id: str | None = None,
+        status: str | None = None,
+        limit: int = 50,
+        cursor: tuple[str, str] | None = None,
+    ) -> list[StatusDoc]:
+        where: list[sql.Composable] = [sql.SQL("TRUE")]
+        params: list[Any] = []
+        if process_id is not None:
+            where.append(sql.SQL("process_id=%s"))
+            params.append(process_id)
+        if status is not None:
+            where.append(sql.SQL("status=%s"))
+            params.append(status)
+        if cursor is not None:
+            where.append(sql.SQL("(started_at, execution_id) < (%s, %s)"))
+            params.extend(cursor)
+        with self._tx() as cur:
+            cur.execute(
+                sql.SQL(
+                    "SELECT doc FROM {} WHERE {} ORDER BY started_at DESC, execution_id DESC "
+                    "LIMIT %s"
+                ).format(self._table(cur, tenant), sql.SQL(" AND ").join(where)),
+                [*params, limit],
+            )
+            rows = cur.fetchall()
+        return [_summary(_decoder.decode(bytes(_first(row)))) for row in rows]
+
+    def running(self, tenant: str) -> list[str]:
+        with self._tx() as cur:
+            cur.execute(
+                sql.SQL(
+                    "SELECT execution_id FROM {} WHERE status IN ('running', 'pending')"
+                ).format(self._table(cur, tenant))
+            )
+            return [_first(row) for row in cur.fetchall()]
+
+    def tracking(self, tenant: str) -> int:
+        validate_tenant(tenant)
+        with self._tx() as cur:
+            cur.execute(
+                sql.SQL("SELECT position FROM {} WHERE tenant=%s").format(self._tracking()),
+                (tenant,),
+            )
+            row = cur.fetchone()
+        return 0 if row is None else int(_first(row))
+
+    def reset(self, tenant: str) -> None:
+        with self._tx() as cur:
+            cur.execute(sql.SQL("DELETE FROM {}").format(self._table(cur, tenant)))
+            cur.execute(
+                sql.SQL("DELETE FROM {} WHERE tenant=%s").format(self._tracking()), (tenant,)
+            )
+
+    def close(self) -> None:
+        """The pool belongs to the event store, which closes it."""
+
+
+def _first(row: Any) -> Any:
+    # The shared pool may hand out dict rows (the event store's row factory) or tuples.
+    if isinstance(row, dict):
+        return next(iter(row.values()))
+    return row[0]

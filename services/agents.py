@@ -1,0 +1,135 @@
+"""The tenant's agents (for the `agent` element): versioned, audited, listed in a catalog stream."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
+
+import msgspec
+
+from domain.clock import iso
+from domain.events import AgentListed, AgentSaved
+from domain.ports import Append, Clock, ConcurrencyError, EventStore, StoreUnavailable
+from services.api.errors import Conflict, Invalid, NotFound, Unavailable
+
+
+class AgentSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    name: str
+    system_prompt: str = ""
+    model: str = "gpt-4o-mini"
+    temperature: float | None = None
+    max_tokens: int | None = None
+    expected_version: int | None = None
+
+    def check(self) -> None:
+        if not self.name.strip() or len(self.name) > 200:
+            raise Invalid("`name` must be 1 to 200 characters")
+        if not self.model.strip():
+            raise Invalid("`model` must not be empty")
+        if self.temperature is not None and not 0 <= self.temperature <= 2:
+            raise Invalid("`temperature` must be between 0 and 2")
+        if self.max_tokens is not None and not 1 <= self.max_tokens <= 1_000_000:
+            raise Invalid("`max_tokens` must be between 1 and 1000000")
+
+
+def _catalog(tenant: str) -> UUID:
+    return uuid5(NAMESPACE_URL, f"loom:{tenant}:agents")
+
+
+class AgentService:
+    def __init__(self, store: EventStore, clock: Clock) -> None:
+        self._store = store
+        self._clock = clock
+
+    async def save(
+        self, tenant: str, actor: str, spec: AgentSpec, agent_id: str | None = None
+    ) -> dict[str, Any]:
+        spec.check()
+        return await _blocking(self._save, tenant, actor, spec, agent_id)
+
+    def _save(
+        self, tenant: str, actor: str, spec: AgentSpec, agent_id: str | None
+    ) -> dict[str, Any]:
+        at = iso(self._clock.now())
+        if agent_id is None:
+            agent_id = str(uuid4())
+            versions: list[AgentSaved] = []
+        else:
+            versions = self._versions(tenant, agent_id)
+        if spec.expected_version is not None and spec.expected_version != len(versions):
+            raise Conflict(f"agent is at version {len(versions)}, not {spec.expected_version}")
+        event = AgentSaved(
+            at=at,
+            actor=actor,
+            version=len(versions) + 1,
+            name=spec.name,
+            system_prompt=spec.system_prompt,
+            model=spec.model,
+            temperature=spec.temperature,
+            max_tokens=spec.max_tokens,
+        )
+        appends = [Append(UUID(agent_id), len(versions), [event])]
+        if not versions:
+            listed = len(self._store.read(tenant, _catalog(tenant)))
+            appends.append(
+                Append(
+                    _catalog(tenant), listed, [AgentListed(at=at, actor=actor, agent_id=agent_id)]
+                )
+            )
+        try:
+            self._store.append(tenant, appends)
+        except ConcurrencyError:
+            raise Conflict("the agent changed while saving; reload and retry") from None
+        return _document(agent_id, [*versions, event])
+
+    async def get(self, tenant: str, agent_id: str, version: int | None = None) -> dict[str, Any]:
+        versions = await _blocking(self._versions, tenant, agent_id)
+        if version is not None:
+            if not 1 <= version <= len(versions):
+                raise NotFound(f"agent {agent_id} has no version {version}")
+            versions = versions[:version]
+        return _document(agent_id, versions)
+
+    async def list(self, tenant: str) -> list[dict[str, Any]]:
+        return await _blocking(self._list, tenant)
+
+    def _list(self, tenant: str) -> list[dict[str, Any]]:
+        listed = self._store.read(tenant, _catalog(tenant))
+        ids = [r.event.agent_id for r in listed if isinstance(r.event, AgentListed)]
+        return [_document(agent_id, self._versions(tenant, agent_id)) for agent_id in ids]
+
+    def _versions(self, tenant: str, agent_id: str) -> list[AgentSaved]:
+        try:
+            stream = UUID(agent_id)
+        except ValueError:
+            raise NotFound(f"agent {agent_id} not found") from None
+        events = [r.event for r in self._store.read(tenant, stream)]
+        saved = [e for e in events if isinstance(e, AgentSaved)]
+        if not saved:
+            raise NotFound(f"agent {agent_id} not found")
+        return saved
+
+
+def _document(agent_id: str, versions: list[AgentSaved]) -> dict[str, Any]:
+    first, last = versions[0], versions[-1]
+    return {
+        "agent_id": agent_id,
+        "version": last.version,
+        "name": last.name,
+        "system_prompt": last.system_prompt,
+        "model": last.model,
+        "temperature": last.temperature,
+        "max_tokens": last.max_tokens,
+        "created_at": first.at,
+        "created_by": first.actor,
+        "modified_at": last.at,
+        "modified_by": last.actor,
+    }
+
+
+async def _blocking(fn: Any, *args: Any) -> Any:
+    try:
+        return await asyncio.to_thread(fn, *args)
+    except StoreUnavailable as exc:
+        raise Unavailable(f"the event store is unavailable: {exc}") from None

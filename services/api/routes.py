@@ -1,0 +1,179 @@
+"""The REST routes of the contract: decode, call a service, encode."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Controller, Request, get, post, put
+from litestar.params import Body, Parameter
+from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_202_ACCEPTED
+
+from domain.elements import ELEMENT_TYPES
+from infra.auth import Identity
+from services.agents import AgentService, AgentSpec
+from services.api.errors import Invalid
+from services.api.schemas import AgentIn, SaveProcessIn, StartExecutionIn
+from services.executions import ExecutionService
+from services.processes import ProcessService
+
+JSONBody = Annotated[Any, Body(media_type="application/json")]
+
+
+def _who(request: Request[Any, Any, Any]) -> Identity:
+    user = request.user
+    assert isinstance(user, Identity)
+    return user
+
+
+def _definition(data: SaveProcessIn) -> dict[str, Any]:
+    return {"project": data.project, "app": data.app, "name": data.name, "threads": data.threads}
+
+
+class ProcessController(Controller):
+    path = "/api/v1"
+
+    @post("/processes", status_code=HTTP_201_CREATED)
+    async def create_process(
+        self, request: Request[Any, Any, Any], data: SaveProcessIn, processes: ProcessService
+    ) -> dict[str, Any]:
+        who = _who(request)
+        return await processes.save(who.tenant, who.sub, _definition(data))
+
+    @put("/processes/{process_id:str}", status_code=HTTP_200_OK)
+    async def save_version(
+        self,
+        request: Request[Any, Any, Any],
+        process_id: str,
+        data: SaveProcessIn,
+        processes: ProcessService,
+    ) -> dict[str, Any]:
+        if data.expected_version is None:
+            raise Invalid("`expected_version` is required to save a new version")
+        who = _who(request)
+        return await processes.save(
+            who.tenant,
+            who.sub,
+            _definition(data),
+            process_id=process_id,
+            expected_version=data.expected_version,
+        )
+
+    @get("/processes")
+    async def list_processes(
+        self, request: Request[Any, Any, Any], processes: ProcessService
+    ) -> list[dict[str, Any]]:
+        return await processes.list(_who(request).tenant)
+
+    @get("/processes/{process_id:str}")
+    async def get_process(
+        self,
+        request: Request[Any, Any, Any],
+        process_id: str,
+        processes: ProcessService,
+        version: Annotated[int | None, Parameter(ge=1)] = None,
+    ) -> dict[str, Any]:
+        return await processes.get(_who(request).tenant, process_id, version)
+
+    @get("/projects")
+    async def list_projects(
+        self, request: Request[Any, Any, Any], processes: ProcessService
+    ) -> list[dict[str, Any]]:
+        return await processes.projects(_who(request).tenant)
+
+    @get("/element-types")
+    async def element_types(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "type": kind.name,
+                "description": kind.description,
+                "params_schema": kind.params_schema(),
+                "ports": [*kind.ports, "error"],
+                "side_effects": kind.side_effects,
+            }
+            for kind in ELEMENT_TYPES.values()
+        ]
+
+
+class ExecutionController(Controller):
+    path = "/api/v1/executions"
+
+    @post("/", status_code=HTTP_202_ACCEPTED)
+    async def start_execution(
+        self,
+        request: Request[Any, Any, Any],
+        data: StartExecutionIn,
+        executions: ExecutionService,
+        idempotency_key: Annotated[str | None, Parameter(header="Idempotency-Key")] = None,
+    ) -> dict[str, Any]:
+        who = _who(request)
+        return await executions.start(
+            who.tenant, who.sub, data.process_id, data.version, data.input, idempotency_key
+        )
+
+    @get("/")
+    async def list_executions(
+        self,
+        request: Request[Any, Any, Any],
+        executions: ExecutionService,
+        process_id: str | None = None,
+        status: str | None = None,
+        limit: Annotated[int, Parameter(ge=1, le=500)] = 50,
+        cursor: str | None = None,
+    ) -> dict[str, Any]:
+        return await executions.list(_who(request).tenant, process_id, status, limit, cursor)
+
+    @get("/{execution_id:str}/status")
+    async def execution_status(
+        self, request: Request[Any, Any, Any], execution_id: str, executions: ExecutionService
+    ) -> dict[str, Any]:
+        return await executions.status(_who(request).tenant, execution_id)
+
+    @get("/{execution_id:str}/events")
+    async def execution_events(
+        self, request: Request[Any, Any, Any], execution_id: str, executions: ExecutionService
+    ) -> list[dict[str, Any]]:
+        return await executions.events(_who(request).tenant, execution_id)
+
+    @post("/{execution_id:str}/cancel", status_code=HTTP_200_OK)
+    async def cancel_execution(
+        self, request: Request[Any, Any, Any], execution_id: str, executions: ExecutionService
+    ) -> dict[str, Any]:
+        who = _who(request)
+        return await executions.cancel(who.tenant, who.sub, execution_id)
+
+
+class AgentController(Controller):
+    path = "/api/v1/agents"
+
+    @post("/", status_code=HTTP_201_CREATED)
+    async def create_agent(
+        self, request: Request[Any, Any, Any], data: AgentIn, agents: AgentService
+    ) -> dict[str, Any]:
+        who = _who(request)
+        return await agents.save(
+            who.tenant, who.sub, msgspec.convert(msgspec.to_builtins(data), AgentSpec)
+        )
+
+    @get("/")
+    async def list_agents(
+        self, request: Request[Any, Any, Any], agents: AgentService
+    ) -> list[dict[str, Any]]:
+        return await agents.list(_who(request).tenant)
+
+    @get("/{agent_id:str}")
+    async def get_agent(
+        self, request: Request[Any, Any, Any], agent_id: str, agents: AgentService
+    ) -> dict[str, Any]:
+        return await agents.get(_who(request).tenant, agent_id)
+
+    @put("/{agent_id:str}", status_code=HTTP_200_OK)
+    async def update_agent(
+        self, request: Request[Any, Any, Any], agent_id: str, data: AgentIn, agents: AgentService
+    ) -> dict[str, Any]:
+        who = _who(request)
+        spec = msgspec.convert(msgspec.to_builtins(data), AgentSpec)
+        return await agents.save(who.tenant, who.sub, spec, agent_id)
+
+
+ROUTES = [ProcessController, ExecutionController, AgentController]

@@ -1,0 +1,291 @@
+"""The engine: runs executions on one event loop, performs their effects, fires their timers.
+
+Every change goes the same way: take the execution's lock, decide events on the
+aggregate, append them to the store in one transaction (a whole run of pure
+elements at once), publish them, then schedule whatever effects and timers the
+new state holds. Effects and timers are derived from state, so resuming after a
+restart is just loading the running executions and scheduling them again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from typing import Any
+from uuid import UUID
+
+import structlog
+
+from domain.clock import iso, parse_iso
+from domain.errors import InvalidCommand
+from domain.events import Event, ExecutionStarted
+from domain.execution import Execution
+from domain.ports import Append, Clock, ConcurrencyError, EventBus, EventStore, RecordedEvent
+from services.catalog import DefinitionCatalog
+from services.engine.effects import EffectFailed, Effects
+
+log = structlog.get_logger("loom.engine")
+
+Decision = Callable[[Execution], list[Event]]
+
+
+class UnknownExecution(LookupError):
+    pass
+
+
+class Engine:
+    def __init__(
+        self,
+        store: EventStore,
+        catalog: DefinitionCatalog,
+        bus: EventBus,
+        effects: Effects,
+        clock: Clock,
+        *,
+        actor: str = "loom-engine",
+        cache_size: int = 2000,
+    ) -> None:
+        self._store = store
+        self._catalog = catalog
+        self._bus = bus
+        self._effects = effects
+        self._clock = clock
+        self.actor = actor
+        self._cache: OrderedDict[tuple[str, str], Execution] = OrderedDict()
+        self._cache_size = cache_size
+        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self._effect_tasks: dict[tuple[str, str, str, int], asyncio.Task[None]] = {}
+        self._timers: list[tuple[float, str, str, str, str]] = []
+        self._timer_tokens: set[tuple[str, str, str, str]] = set()
+        self._timer_wake = asyncio.Event()
+        self._timer_task: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Task[Any]] = set()
+
+    def now(self) -> str:
+        return iso(self._clock.now())
+
+    # --- lifecycle ---------------------------------------------------------------------
+
+    def open(self) -> None:
+        if self._timer_task is None:
+            self._timer_task = asyncio.create_task(self._timer_loop(), name="loom-timers")
+
+    async def close(self) -> None:
+        tasks = [*self._effect_tasks.values(), *self._background]
+        if self._timer_task is not None:
+            tasks.append(self._timer_task)
+            self._timer_task = None
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def resume(self, executions: Iterable[tuple[str, str]]) -> int:
+        """Schedule again the effects and timers of executions left running (after a restart)."""
+        count = 0
+        for tenant, execution_id in executions:
+            execution = await self._get(tenant, execution_id)
+            if execution is None or execution.finished:
+                continue
+            # An effect that was in flight when the engine stopped runs again (at least once).
+            await self._command(tenant, execution_id, lambda ex: ex.advance(self.now(), self.actor))
+            self._schedule(tenant, execution)
+            count += 1
+        log.info("executions resumed", count=count)
+        return count
+
+    # --- commands ----------------------------------------------------------------------
+
+    async def start(self, tenant: str, execution_id: str, started: ExecutionStarted) -> Execution:
+        """Record the start and the first run of the stack in one transaction.
+
+        Raises ConcurrencyError if the execution id already exists (an idempotent retry).
+        """
+        graph = await self._catalog.graph(tenant, started.process_id, started.version)
+        key = (tenant, execution_id)
+        async with self._lock(key):
+            execution, events = Execution.start(execution_id, graph, started)
+            await self._commit(tenant, execution, 0, events)
+            return execution
+
+    async def cancel(self, tenant: str, execution_id: str, actor: str) -> Execution:
+        execution = await self._command(
+            tenant, execution_id, lambda ex: ex.cancel(self.now(), actor), retry_stale=False
+        )
+        for token, task in list(self._effect_tasks.items()):
+            if token[:2] == (tenant, execution_id):
+                task.cancel()
+        return execution
+
+    async def load(self, tenant: str, execution_id: str) -> Execution | None:
+        return await self._get(tenant, execution_id)
+
+    async def _command(
+        self, tenant: str, execution_id: str, decide: Decision, *, retry_stale: bool = True
+    ) -> Execution:
+        key = (tenant, execution_id)
+        async with self._lock(key):
+            for _ in range(5):
+                execution = await self._get(tenant, execution_id)
+                if execution is None:
+                    raise UnknownExecution(execution_id)
+                before = execution.seq
+                try:
+                    events = decide(execution)
+                except Exception:
+                    self._cache.pop(key, None)
+                    raise
+                if not events:
+                    return execution
+                try:
+                    await self._commit(tenant, execution, before, events)
+                except ConcurrencyError:
+                    # Another engine recorded a step first: reload its history and decide again.
+                    self._cache.pop(key, None)
+                    if not retry_stale:
+                        raise
+                    continue
+                return execution
+            raise ConcurrencyError(f"execution {execution_id} kept moving under us")
+
+    async def _commit(
+        self, tenant: str, execution: Execution, before: int, events: list[Event]
+    ) -> None:
+        key = (tenant, execution.id)
+        stream = UUID(execution.id)
+        try:
+            positions = await asyncio.to_thread(
+                self._store.append, tenant, [Append(stream, before, events)]
+            )
+        except BaseException:
+            self._cache.pop(key, None)
+            raise
+        recorded = [
+            RecordedEvent(stream, before + i + 1, event, positions[i] if positions else 0)
+            for i, event in enumerate(events)
+        ]
+        if execution.finished:
+            self._cache.pop(key, None)
+            self._locks.pop(key, None)
+        else:
+            self._remember(key, execution)
+        await self._bus.publish(tenant, recorded)
+        self._schedule(tenant, execution)
+
+    # --- state -------------------------------------------------------------------------
+
+    async def _get(self, tenant: str, execution_id: str) -> Execution | None:
+        key = (tenant, execution_id)
+        execution = self._cache.get(key)
+        if execution is not None:
+            self._cache.move_to_end(key)
+            return execution
+        try:
+            stream = UUID(execution_id)
+        except ValueError:
+            return None
+        history = await asyncio.to_thread(self._store.read, tenant, stream)
+        if not history or not isinstance(history[0].event, ExecutionStarted):
+            return None
+        started = history[0].event
+        graph = await self._catalog.graph(tenant, started.process_id, started.version)
+        execution = Execution.rebuild(execution_id, graph, [r.event for r in history])
+        if not execution.finished:
+            self._remember(key, execution)
+        return execution
+
+    def _remember(self, key: tuple[str, str], execution: Execution) -> None:
+        self._cache[key] = execution
+        self._cache.move_to_end(key)
+        while len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+
+    def _lock(self, key: tuple[str, str]) -> asyncio.Lock:
+        lock = self._locks.get(key)
+        if lock is None:
+            lock = self._locks[key] = asyncio.Lock()
+        return lock
+
+    # --- effects and timers --------------------------------------------------------------
+
+    def _schedule(self, tenant: str, execution: Execution) -> None:
+        if execution.finished:
+            return
+        for element, attempt, request in execution.in_flight():
+            token = (tenant, execution.id, element, attempt)
+            if token not in self._effect_tasks:
+                node = execution.graph.nodes[element]
+                task = asyncio.create_task(
+                    self._perform(token, node.kind.name, request, node.kind.timeout_s(node.params))
+                )
+                self._effect_tasks[token] = task
+        for element, wake_at in execution.timers():
+            timer = (tenant, execution.id, element, wake_at)
+            if timer not in self._timer_tokens:
+                self._timer_tokens.add(timer)
+                heapq.heappush(self._timers, (parse_iso(wake_at), *timer))
+                self._timer_wake.set()
+
+    async def _perform(
+        self, token: tuple[str, str, str, int], kind: str, request: Any, timeout_s: float | None
+    ) -> None:
+        tenant, execution_id, element, attempt = token
+        try:
+            try:
+                output = await self._effects.perform(tenant, kind, request, timeout_s)
+                failure = None
+            except EffectFailed as exc:
+                output, failure = None, str(exc)
+
+            def decide(ex: Execution) -> list[Event]:
+                if failure is not None:
+                    return ex.fail(element, attempt, failure, self.now(), self.actor)
+                return ex.complete(element, attempt, output, self.now(), self.actor)
+
+            await self._command(tenant, execution_id, decide)
+        except InvalidCommand as exc:
+            log.info(
+                "effect result discarded",
+                execution_id=execution_id,
+                element=element,
+                why=exc.detail,
+            )
+        except asyncio.CancelledError:
+            log.info("effect cancelled", execution_id=execution_id, element=element)
+        except Exception:
+            log.exception(
+                "effect could not be recorded", execution_id=execution_id, element=element
+            )
+        finally:
+            self._effect_tasks.pop(token, None)
+
+    async def _timer_loop(self) -> None:
+        while True:
+            if not self._timers:
+                await self._timer_wake.wait()
+                self._timer_wake.clear()
+                continue
+            delay = self._timers[0][0] - self._clock.now()
+            if delay > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._timer_wake.wait(), min(delay, 60.0))
+                self._timer_wake.clear()
+                continue
+            _, tenant, execution_id, element, wake_at = heapq.heappop(self._timers)
+            self._timer_tokens.discard((tenant, execution_id, element, wake_at))
+            task = asyncio.create_task(self._fire(tenant, execution_id, element, wake_at))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+    async def _fire(self, tenant: str, execution_id: str, element: str, wake_at: str) -> None:
+        def decide(execution: Execution) -> list[Event]:
+            if dict(execution.timers()).get(element) != wake_at:
+                return []  # cancelled, or already fired by another engine
+            return execution.fire_timer(element, self.now(), self.actor)
+
+        try:
+            await self._command(tenant, execution_id, decide)
+        except Exception:
+            log.exception("timer could not fire", execution_id=execution_id, element=element)

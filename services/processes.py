@@ -1,0 +1,209 @@
+"""Process commands and queries: save a definition (new or next version), read it back.
+
+A save writes the process's new version and the project's filing (project and
+app created on first use of their names) in one transaction, so a refused or
+failed save leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
+
+import msgspec
+
+from domain.clock import iso
+from domain.definition import compile_definition, parse_definition
+from domain.errors import DefinitionInvalid, InvalidCommand
+from domain.events import ProcessSaved, ProjectCreated
+from domain.ports import Append, Clock, ConcurrencyError, EventStore, StoreUnavailable
+from domain.process import Process, Project, app_id, project_id
+from services.api.errors import Conflict, Invalid, NotFound, Unavailable
+from services.catalog import DefinitionCatalog, UnknownProcess
+
+
+class ProcessService:
+    def __init__(self, store: EventStore, catalog: DefinitionCatalog, clock: Clock) -> None:
+        self._store = store
+        self._catalog = catalog
+        self._clock = clock
+
+    async def save(
+        self,
+        tenant: str,
+        actor: str,
+        raw: dict[str, Any],
+        *,
+        process_id: str | None = None,
+        expected_version: int = 0,
+    ) -> dict[str, Any]:
+        return await _blocking(self._save, tenant, actor, raw, process_id, expected_version)
+
+    def _save(self, *args: Any) -> dict[str, Any]:
+        # A new process in a busy project can race another save for the project's
+        # stream: decide again on the fresh state (a stale expected_version still loses).
+        for _ in range(4):
+            try:
+                return self._save_once(*args)
+            except ConcurrencyError:
+                continue
+        raise Conflict("the process or its project kept changing while saving; retry")
+
+    def _save_once(
+        self,
+        tenant: str,
+        actor: str,
+        raw: dict[str, Any],
+        process_id: str | None,
+        expected_version: int,
+    ) -> dict[str, Any]:
+        try:
+            definition = parse_definition(raw)
+            graph = compile_definition(definition)
+        except DefinitionInvalid as exc:
+            problems = [msgspec.to_builtins(p) for p in exc.problems]
+            raise Invalid(exc.detail, key=exc.key, problems=problems) from None
+        if process_id is None:
+            process = Process(str(uuid4()))
+        else:
+            process = self._load(tenant, process_id)
+        at = iso(self._clock.now())
+        project = str(project_id(tenant, definition.project))
+        app = str(app_id(tenant, definition.project, definition.app))
+        raw = msgspec.to_builtins(definition)
+        before = process.seq
+        try:
+            saved = process.save(
+                definition,
+                raw,
+                expected_version=expected_version,
+                project=project,
+                app=app,
+                at=at,
+                actor=actor,
+            )
+        except InvalidCommand as exc:
+            raise Conflict(exc.detail, version=process.version) from None
+        project_stream = UUID(project)
+        filed = self._project(tenant, project)
+        filing = filed.file(
+            definition.project, app, definition.app, process.id, definition.name, at, actor
+        )
+        appends = [Append(UUID(process.id), before, [saved])]
+        if filing:
+            appends.append(Append(project_stream, filed.seq - len(filing), filing))
+        if filed.seq == len(filing):  # the project is new: list it in the tenant's catalog
+            catalog = _catalog_stream(tenant)
+            listed = len(self._store.read(tenant, catalog))
+            appends.append(Append(catalog, listed, [filing[0]]))
+        self._store.append(tenant, appends)
+        return {
+            "process_id": process.id,
+            "version": saved.version,
+            "project_id": project,
+            "app_id": app,
+            "threads": {t.key: _child_id(process.id, "thread", t.key) for t in definition.threads},
+            "elements": {key: _child_id(process.id, "element", key) for key in graph.nodes},
+        }
+
+    async def get(self, tenant: str, process_id: str, version: int | None) -> dict[str, Any]:
+        process = await _blocking(self._load, tenant, process_id)
+        if version is not None and version not in process.versions:
+            raise NotFound(f"process {process_id} has no version {version}")
+        return _process_document(process, version or process.version)
+
+    async def list(self, tenant: str) -> list[dict[str, Any]]:
+        projects = await _blocking(self._projects, tenant)
+        ids = [pid for project in projects for pid in project.processes]
+        processes = await _blocking(lambda: [self._load(tenant, pid) for pid in ids])
+        return [_summary(p) for p in processes]
+
+    async def projects(self, tenant: str) -> list[dict[str, Any]]:
+        projects = await _blocking(self._projects, tenant)
+        out = []
+        for project in projects:
+            assert project.created is not None and project.modified is not None
+            apps = []
+            for app_key, app in project.apps.items():
+                processes = [
+                    {"process_id": f.process_id, "name": f.name}
+                    for f in project.processes.values()
+                    if f.app_id == app_key
+                ]
+                apps.append(
+                    {
+                        "app_id": app_key,
+                        "name": app.name,
+                        "processes": processes,
+                        "created_at": app.at,
+                        "created_by": app.actor,
+                        "modified_at": app.at,
+                        "modified_by": app.actor,
+                    }
+                )
+            out.append(
+                {
+                    "project_id": project.id,
+                    "name": project.name,
+                    "apps": apps,
+                    "created_at": project.created.at,
+                    "created_by": project.created.actor,
+                    "modified_at": project.modified.at,
+                    "modified_by": project.modified.actor,
+                }
+            )
+        return out
+
+    def _load(self, tenant: str, process_id: str) -> Process:
+        try:
+            return self._catalog.load(tenant, process_id)
+        except UnknownProcess:
+            raise NotFound(f"process {process_id} not found") from None
+
+    def _project(self, tenant: str, project: str) -> Project:
+        events = self._store.read(tenant, UUID(project))
+        return Project.rebuild(project, [r.event for r in events])
+
+    def _projects(self, tenant: str) -> list[Project]:
+        listed = self._store.read(tenant, _catalog_stream(tenant))
+        names = [r.event.name for r in listed if isinstance(r.event, ProjectCreated)]
+        return [self._project(tenant, str(project_id(tenant, name))) for name in names]
+
+
+def _catalog_stream(tenant: str) -> UUID:
+    """The stream listing a tenant's projects (their ids derive from their names)."""
+    return uuid5(NAMESPACE_URL, f"loom:{tenant}:catalog")
+
+
+def _child_id(process_id: str, kind: str, key: str) -> str:
+    return str(uuid5(NAMESPACE_URL, f"loom:{process_id}:{kind}:{key}"))
+
+
+def _process_document(process: Process, version: int) -> dict[str, Any]:
+    saved: ProcessSaved = process.versions[version]
+    return {
+        "process_id": process.id,
+        "version": version,
+        "latest_version": process.version,
+        "versions": sorted(process.versions),
+        "project_id": saved.project_id,
+        "app_id": saved.app_id,
+        **saved.definition,
+        **process.audit(),
+        "version_created_at": saved.at,
+        "version_created_by": saved.actor,
+    }
+
+
+def _summary(process: Process) -> dict[str, Any]:
+    doc = _process_document(process, process.version)
+    doc.pop("threads")
+    return doc
+
+
+async def _blocking(fn: Any, *args: Any) -> Any:
+    try:
+        return await asyncio.to_thread(fn, *args)
+    except StoreUnavailable as exc:
+        raise Unavailable(f"the event store is unavailable: {exc}") from None

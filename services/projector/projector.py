@@ -1,0 +1,120 @@
+"""The projector: folds committed events into the status read model.
+
+Fed by the bus (in-process or NATS), it batches whatever has arrived, folds it
+with `projections.status`, and writes the documents and the tenant's position
+in one transaction. Folding is idempotent by seq, so duplicates change nothing;
+`catch_up` reads the event store itself from the tracked position, which is how
+a restarted projector (or a rebuild) converges to the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import OrderedDict, defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+import structlog
+
+from domain.events import EXECUTION_EVENT_TYPES
+from domain.ports import EventStore, RecordedEvent
+from projections.status import StatusDoc, empty_status, fold_status
+
+log = structlog.get_logger("loom.projector")
+
+
+class Projector:
+    def __init__(self, store: EventStore, statuses: Any, *, cache_size: int = 5000) -> None:
+        self._store = store
+        self._statuses = statuses
+        self._queue: asyncio.Queue[tuple[str, Sequence[RecordedEvent]]] = asyncio.Queue()
+        self._docs: OrderedDict[tuple[str, str], StatusDoc] = OrderedDict()
+        self._cache_size = cache_size
+        self._task: asyncio.Task[None] | None = None
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def deliver(self, tenant: str, events: Sequence[RecordedEvent]) -> None:
+        """Bus handler: enqueue only, never block the publisher."""
+        self._idle.clear()
+        self._queue.put_nowait((tenant, events))
+
+    def open(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="loom-projector")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+    async def settled(self) -> None:
+        """Wait until everything delivered so far is folded (for tests and benchmarks)."""
+        await self._idle.wait()
+
+    async def _run(self) -> None:
+        while True:
+            batches = [await self._queue.get()]
+            while not self._queue.empty():
+                batches.append(self._queue.get_nowait())
+            by_tenant: dict[str, list[RecordedEvent]] = defaultdict(list)
+            for tenant, events in batches:
+                by_tenant[tenant].extend(events)
+            for tenant, events in by_tenant.items():
+                try:
+                    await asyncio.to_thread(self.apply, tenant, events)
+                except Exception:
+                    # The store is the record: the next catch-up folds what was missed.
+                    log.exception("projection failed", tenant=tenant)
+                    self._docs.clear()
+            if self._queue.empty():
+                self._idle.set()
+
+    def apply(self, tenant: str, events: Sequence[RecordedEvent]) -> None:
+        """Fold events into their documents and save them with the position (blocking)."""
+        touched: dict[str, StatusDoc] = {}
+        for recorded in events:
+            execution_id = str(recorded.stream_id)
+            doc = touched.get(execution_id) or self._doc(tenant, execution_id)
+            fold_status(doc, recorded.seq, recorded.event)
+            touched[execution_id] = doc
+        if not touched:
+            return
+        position = max((r.position for r in events), default=0) or None
+        self._statuses.save(tenant, list(touched.values()), position)
+
+    def _doc(self, tenant: str, execution_id: str) -> StatusDoc:
+        key = (tenant, execution_id)
+        doc = self._docs.get(key)
+        if doc is None:
+            doc = self._statuses.get(tenant, execution_id) or empty_status(execution_id)
+            self._docs[key] = doc
+            if len(self._docs) > self._cache_size:
+                self._docs.popitem(last=False)
+        else:
+            self._docs.move_to_end(key)
+        return doc
+
+    def catch_up(self, tenant: str, *, batch: int = 2000) -> int:
+        """Fold everything the store holds past the tracked position (blocking)."""
+        after, folded = self._statuses.tracking(tenant), 0
+        while True:
+            events = self._store.read_all(tenant, after=after, limit=batch)
+            if not events:
+                return folded
+            executions = [r for r in events if _is_execution_event(r)]
+            self.apply(tenant, executions)
+            after = events[-1].position
+            self._statuses.save(tenant, [], after)
+            folded += len(executions)
+
+    def rebuild(self, tenant: str) -> int:
+        """Forget the tenant's read model and fold it again from the store (blocking)."""
+        self._statuses.reset(tenant)
+        self._docs = OrderedDict((k, v) for k, v in self._docs.items() if k[0] != tenant)
+        return self.catch_up(tenant)
+
+
+def _is_execution_event(recorded: RecordedEvent) -> bool:
+    return isinstance(recorded.event, EXECUTION_EVENT_TYPES)
