@@ -30,7 +30,7 @@ _encoder = msgspec.json.Encoder()
 class Expression:
     """A compiled CEL expression over `input`, `execution.input` and `nodes.<key>.output`."""
 
-    __slots__ = ("_program", "node_refs", "source")
+    __slots__ = ("_program", "node_refs", "source", "variables")
 
     def __init__(self, source: str) -> None:
         if not isinstance(source, str) or not source.strip():
@@ -45,10 +45,11 @@ class Expression:
             raise ExpressionError(f"expression does not compile: {_first_line(exc)}") from None
         self.source = source
         self.node_refs = _node_refs(source)
+        self.variables = frozenset(self._program.variables())
 
     def evaluate(self, scope: Scope) -> Any:
         try:
-            value = self._program.execute(scope.activation(self.node_refs))
+            value = self._program.execute(scope.activation(self.variables, self.node_refs))
         except Exception as exc:
             raise ExpressionError(f"{self.source!r} failed: {_first_line(exc)}") from None
         return _plain(value, self.source)
@@ -95,18 +96,24 @@ class Scope:
         self.execution_input = execution_input
         self.outputs = outputs
 
-    def activation(self, node_refs: frozenset[str] | None) -> dict[str, Any]:
-        # Converting the whole `nodes` map costs O(history) per evaluation; only the
-        # keys an expression names are handed over (None: it indexes dynamically).
-        if node_refs is None:
-            keys: Any = self.outputs.keys()
-        else:
-            keys = (k for k in node_refs if k in self.outputs)
-        return {
-            "input": self.input,
-            "execution": {"input": self.execution_input},
-            "nodes": {k: {"output": self.outputs[k]} for k in keys},
-        }
+    def activation(
+        self, variables: frozenset[str], node_refs: frozenset[str] | None
+    ) -> dict[str, Any]:
+        # Every value handed over is converted to CEL on each evaluation, so only the
+        # variables an expression names are, and of `nodes` only the keys it names
+        # (all of them when it indexes dynamically): O(what it reads), not O(history).
+        activation: dict[str, Any] = {}
+        if "input" in variables:
+            activation["input"] = self.input
+        if "execution" in variables:
+            activation["execution"] = {"input": self.execution_input}
+        if "nodes" in variables:
+            if node_refs is None:
+                keys: Any = self.outputs.keys()
+            else:
+                keys = (k for k in node_refs if k in self.outputs)
+            activation["nodes"] = {k: {"output": self.outputs[k]} for k in keys}
+        return activation
 
 
 def compile_value(value: Any) -> Any:

@@ -196,6 +196,7 @@ class PostgresStatusStore:
     @contextmanager
     def _tx(self) -> Iterator[psycopg.Cursor[Any]]:
         try:
+            self._pool.open(wait=False)  # the event store opens its pool lazily too
             with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
                 yield cur
         except (psycopg.OperationalError, psycopg_pool.PoolTimeout) as exc:
