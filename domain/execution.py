@@ -81,56 +81,68 @@ class Execution:
         return execution
 
     def apply(self, event: Event) -> None:
+        # A dict of handlers by type rather than `match`: the fold is the replay hot path.
+        handler = _APPLY.get(type(event))
+        if handler is None:
+            raise InvalidCommand(f"{type(event).__name__} does not belong to an execution")
         self.seq += 1
-        match event:
-            case NodeExecuting(element=key, attempt=attempt, input=request, wake_at=wake_at):
-                node = self.nodes[key]
-                if node.state == "pending":
-                    self._pop(key)
-                node.state = "running"
-                node.attempts = attempt
-                node.request = request
-                node.wake_at = wake_at
-            case NodeCompleted(element=key, output=output, port=port):
-                node = self.nodes[key]
-                node.state = "completed"
-                node.output = output
-                node.port = port
-                node.wake_at = None
-                self.outputs[key] = output
-                self._route(key, port)
-            case NodeFailed(element=key, error=error, attempt=attempt, retry_at=retry_at):
-                node = self.nodes[key]
-                node.error = error
-                node.attempts = attempt
-                node.wake_at = retry_at
-                if retry_at is None:
-                    node.state = "failed"
-                    if key in self.graph.catches_errors:
-                        self._route(key, ERROR_PORT)
-                    else:
-                        self._uncaught = (key, error)
-            case NodeSkipped(element=key):
-                self._pop(key)
-                self.nodes[key].state = "skipped"
-                self._route(key, None)
-            case ExecutionStarted():
-                self.status = "running"
-                self.process_id = event.process_id
-                self.version = event.version
-                self.input = event.input
-                self.reused = dict(event.reused)
-                self.stack = list(reversed(self.graph.triggers))
-            case ExecutionCompleted(output=output):
-                self.status = "completed"
-                self.output = dict(output)
-            case ExecutionFailed(error=error):
-                self.status = "failed"
-                self.error = error
-            case ExecutionCancelled():
-                self.status = "cancelled"
-            case _:
-                raise InvalidCommand(f"{type(event).__name__} does not belong to an execution")
+        handler(self, event)
+
+    def _on_executing(self, event: NodeExecuting) -> None:
+        node = self.nodes[event.element]
+        if node.state == "pending":
+            self._pop(event.element)
+        node.state = "running"
+        node.attempts = event.attempt
+        node.request = event.input
+        node.wake_at = event.wake_at
+
+    def _on_completed(self, event: NodeCompleted) -> None:
+        key = event.element
+        node = self.nodes[key]
+        node.state = "completed"
+        node.output = event.output
+        node.port = event.port
+        node.wake_at = None
+        self.outputs[key] = event.output
+        self._route(key, event.port)
+
+    def _on_failed(self, event: NodeFailed) -> None:
+        key = event.element
+        node = self.nodes[key]
+        node.error = event.error
+        node.attempts = event.attempt
+        node.wake_at = event.retry_at
+        if event.retry_at is None:
+            node.state = "failed"
+            if key in self.graph.catches_errors:
+                self._route(key, ERROR_PORT)
+            else:
+                self._uncaught = (key, event.error)
+
+    def _on_skipped(self, event: NodeSkipped) -> None:
+        self._pop(event.element)
+        self.nodes[event.element].state = "skipped"
+        self._route(event.element, None)
+
+    def _on_started(self, event: ExecutionStarted) -> None:
+        self.status = "running"
+        self.process_id = event.process_id
+        self.version = event.version
+        self.input = event.input
+        self.reused = dict(event.reused)
+        self.stack = list(reversed(self.graph.triggers))
+
+    def _on_execution_completed(self, event: ExecutionCompleted) -> None:
+        self.status = "completed"
+        self.output = dict(event.output)
+
+    def _on_execution_failed(self, event: ExecutionFailed) -> None:
+        self.status = "failed"
+        self.error = event.error
+
+    def _on_cancelled(self, event: ExecutionCancelled) -> None:
+        self.status = "cancelled"
 
     def _pop(self, key: str) -> None:
         if self.stack and self.stack[-1] == key:
@@ -344,3 +356,15 @@ class Execution:
             out.append(event)
 
         return emit
+
+
+_APPLY: dict[type[Event], Any] = {
+    NodeExecuting: Execution._on_executing,
+    NodeCompleted: Execution._on_completed,
+    NodeFailed: Execution._on_failed,
+    NodeSkipped: Execution._on_skipped,
+    ExecutionStarted: Execution._on_started,
+    ExecutionCompleted: Execution._on_execution_completed,
+    ExecutionFailed: Execution._on_execution_failed,
+    ExecutionCancelled: Execution._on_cancelled,
+}

@@ -82,9 +82,11 @@ class Loom:
 
 def _status_store(database_url: str, store: Any) -> Any:
     if database_url.startswith("sqlite:"):
-        path = database_url.removeprefix("sqlite:///")
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        return SQLiteStatusStore(path)
+        # A file of its own: the read model is rebuildable, and sharing the event
+        # store's file would make the projector and the engine wait on one write lock.
+        events = Path(database_url.removeprefix("sqlite:///").split("?")[0])
+        events.parent.mkdir(parents=True, exist_ok=True)
+        return SQLiteStatusStore(str(events.with_name(events.stem + "-read" + events.suffix)))
     return PostgresStatusStore(store.pool, store.schema)
 
 

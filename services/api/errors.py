@@ -1,0 +1,195 @@
+"""The errors services raise, and how each becomes a JSON `{"detail": …}` response.
+
+Services raise `NotFound`, `Invalid`, `Conflict` or `Unavailable`; they never
+build responses. Anything a client can send maps to a 4xx here; a 500 means a
+bug on our side and is logged with its traceback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import msgspec
+import structlog
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.status_codes import (
+    HTTP_400_BAD_REQUEST,
+    HTTP_404_NOT_FOUND,
+    HTTP_409_CONFLICT,
+    HTTP_422_UNPROCESSABLE_ENTITY,
+    HTTP_500_INTERNAL_SERVER_ERROR,
+    HTTP_503_SERVICE_UNAVAILABLE,
+)
+from litestar.types import ExceptionHandlersMap
+
+from domain.ports import ConcurrencyError, StoreUnavailable
+
+MAX_BODY_BYTES = 1024 * 1024
+
+
+class ApiError(Exception):
+    """Base of the errors a service raises for the API to answer; `extra` joins the body."""
+
+    status_code: ClassVar[int] = HTTP_500_INTERNAL_SERVER_ERROR
+
+    def __init__(self, detail: str, **extra: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.extra = extra
+
+    def body(self) -> dict[str, Any]:
+        """The JSON body of the response: `detail` plus any extra fields."""
+        return {"detail": self.detail, **self.extra}
+
+
+class NotFound(ApiError):
+    """The thing does not exist for this tenant (another tenant's ids look the same) → 404."""
+
+    status_code = HTTP_404_NOT_FOUND
+
+
+class Invalid(ApiError):
+    """The request is well-formed but breaks a rule → 422, naming the offending `key` if any."""
+
+    status_code = HTTP_422_UNPROCESSABLE_ENTITY
+
+    def __init__(self, detail: str, key: str | None = None, **extra: Any) -> None:
+        if key is not None:
+            extra["key"] = key
+        super().__init__(detail, **extra)
+        self.key = key
+
+
+class Conflict(ApiError):
+    """A stale `expected_version` or a reused idempotency key with another body → 409."""
+
+    status_code = HTTP_409_CONFLICT
+
+
+class Unavailable(ApiError):
+    """A backing store or bus cannot be reached → 503."""
+
+    status_code = HTTP_503_SERVICE_UNAVAILABLE
+
+
+def exception_handlers() -> ExceptionHandlersMap:
+    """The handlers `create_app` installs, most specific first."""
+    return {
+        ApiError: _api_error,
+        StoreUnavailable: _store_unavailable,
+        ConcurrencyError: _concurrency_error,
+        ValidationException: _validation_error,
+        HTTPException: _http_error,
+        msgspec.ValidationError: _payload_error,
+        msgspec.DecodeError: _json_error,
+        RecursionError: _recursion_error,
+        Exception: _unexpected_error,
+    }
+
+
+def _log() -> Any:
+    # Looked up per use: a module-level proxy caches the configuration of its first
+    # use, and tests reconfigure structlog to capture what is logged.
+    return structlog.get_logger("loom.api")
+
+
+def _json(
+    body: Mapping[str, Any], status_code: int, headers: Mapping[str, str] | None = None
+) -> Response[Any]:
+    return Response(content=dict(body), status_code=status_code, headers=dict(headers or {}))
+
+
+def _store_unavailable(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    # A safety net: services turn these into Unavailable themselves where they can.
+    log.warning("store_unavailable", error=str(exc))
+    return _json({"detail": "a backing store is unavailable; retry later"}, 503)
+
+
+def _concurrency_error(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    return _json({"detail": f"a concurrent change won: {exc}; reload and retry"}, 409)
+
+
+def _api_error(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    assert isinstance(exc, ApiError)
+    if exc.status_code >= HTTP_500_INTERNAL_SERVER_ERROR:
+        _log().warning("request_unavailable", detail=exc.detail, status_code=exc.status_code)
+    return _json(exc.body(), exc.status_code)
+
+
+def _validation_error(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    # Litestar says "Validation failed for POST /x" and hides the why in `extra`;
+    # the caller needs the why in `detail`.
+    assert isinstance(exc, ValidationException)
+    problems = _problems(exc.extra)
+    detail = "; ".join(problems) if problems else exc.detail
+    body: dict[str, Any] = {"detail": detail}
+    if problems:
+        body["errors"] = problems
+    return _json(body, HTTP_400_BAD_REQUEST)
+
+
+def _problems(extra: Any) -> list[str]:
+    if not isinstance(extra, list):
+        return []
+    problems = []
+    for item in extra:
+        if not isinstance(item, Mapping) or "message" not in item:
+            continue
+        key, message = item.get("key"), str(item["message"])
+        if key == "data" and message == "'data'":
+            problems.append("a JSON request body is required")
+        elif key == "data" or not key:
+            problems.append(f"request body: {message}")
+        else:
+            problems.append(f"{key}: {message}")
+    return problems
+
+
+def _http_error(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == HTTP_500_INTERNAL_SERVER_ERROR:
+        return _unexpected_error(_, exc)
+    return _json({"detail": _http_detail(exc)}, exc.status_code, exc.headers)
+
+
+def _http_detail(exc: HTTPException) -> str:
+    # Litestar turns a body msgspec cannot parse into a bare 400 "Input data was
+    # truncated"; say that it is the JSON that is broken.
+    root: BaseException = exc
+    while root.__cause__ is not None:
+        root = root.__cause__
+    is_syntax_error = isinstance(root, msgspec.DecodeError) and not isinstance(
+        root, msgspec.ValidationError
+    )
+    if is_syntax_error and not exc.detail.startswith("JSON is malformed"):
+        return f"JSON is malformed: {exc.detail}"
+    return exc.detail
+
+
+def _payload_error(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    # Routes decode payloads at the edge with msgspec; a payload that does not fit is the
+    # client's mistake.
+    return _json({"detail": str(exc)}, HTTP_400_BAD_REQUEST)
+
+
+def _json_error(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    return _json({"detail": f"JSON is malformed: {exc}"}, HTTP_400_BAD_REQUEST)
+
+
+def _recursion_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    # msgspec refuses deeply nested JSON with a RecursionError rather than a DecodeError.
+    if "deserializing" in str(exc):
+        return _json({"detail": "JSON is nested too deeply"}, HTTP_400_BAD_REQUEST)
+    return _unexpected_error(request, exc)
+
+
+def _unexpected_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    _log().error(
+        "unhandled_exception",
+        method=request.method,
+        path=request.url.path,
+        exc_info=exc,
+    )
+    return _json({"detail": "internal server error"}, HTTP_500_INTERNAL_SERVER_ERROR)
