@@ -69,7 +69,9 @@ def fold_status(doc: StatusDoc, seq: int, event: Event) -> StatusDoc:
                 node["wake_at"] = event.wake_at
         case NodeCompleted(element=key):
             node = nodes.setdefault(key, _node())
-            node.update(state="completed", output=event.output, completed_at=event.at, port=event.port)
+            node.update(
+                state="completed", output=event.output, completed_at=event.at, port=event.port
+            )
             node.pop("wake_at", None)
             node.pop("retry_at", None)
         case NodeFailed(element=key):

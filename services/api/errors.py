@@ -103,7 +103,7 @@ def _json(
 
 def _store_unavailable(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     # A safety net: services turn these into Unavailable themselves where they can.
-    log.warning("store_unavailable", error=str(exc))
+    _log().warning("store_unavailable", error=str(exc))
     return _json({"detail": "a backing store is unavailable; retry later"}, 503)
 
 
