@@ -1,0 +1,63 @@
+"""`make bench`: every benchmark, on SQLite and on PostgreSQL, figures printed.
+
+PostgreSQL is LOOM_BENCH_DATABASE_URL, else LOOM_TEST_DATABASE_URL, else the
+machine's server on 127.0.0.1:5432; each run writes into a throw-away schema.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import tempfile
+
+import psycopg
+
+from bench import engine_bench, store_bench
+from infra.store.postgres import parse_postgres_url
+
+
+def _postgres_url() -> str:
+    return (
+        os.environ.get("LOOM_BENCH_DATABASE_URL")
+        or os.environ.get("LOOM_TEST_DATABASE_URL")
+        or "postgresql://postgres@127.0.0.1:5432/test"
+    )
+
+
+def _drop(url: str, schema: str) -> None:
+    params, _ = parse_postgres_url(url)
+    with psycopg.connect(
+        dbname=params.dbname,
+        host=params.host,
+        port=params.port,
+        user=params.user,
+        password=params.password,
+        autocommit=True,
+    ) as conn:
+        conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+
+
+def main() -> None:
+    print("== event store (raw)")
+    store_bench.main([])
+    workdir = tempfile.mkdtemp(prefix="loom-bench-")
+    engine_bench.print_figures(
+        "SQLite", asyncio.run(engine_bench.run(f"sqlite:///{workdir}/engine.db"))
+    )
+    url = _postgres_url()
+    schema = f"loombench_{secrets.token_hex(4)}"
+    try:
+        figures = asyncio.run(engine_bench.run(f"{url}?schema={schema}", parked_count=10_000))
+        engine_bench.print_figures("PostgreSQL", figures)
+    except Exception as exc:  # the bench reports an absent server, it doesn't fail on it
+        print(f"\nPostgreSQL: unavailable ({exc})")
+    finally:
+        try:
+            _drop(url, schema)
+        except psycopg.OperationalError:
+            pass
+
+
+if __name__ == "__main__":
+    main()
