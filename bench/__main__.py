@@ -7,6 +7,7 @@ machine's server on 127.0.0.1:5432; each run writes into a throw-away schema.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
 import tempfile
@@ -53,10 +54,8 @@ def main() -> None:
     except Exception as exc:  # the bench reports an absent server, it doesn't fail on it
         print(f"\nPostgreSQL: unavailable ({exc})")
     finally:
-        try:
+        with contextlib.suppress(psycopg.OperationalError):
             _drop(url, schema)
-        except psycopg.OperationalError:
-            pass
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import itertools
 import os
 import resource
 import sys
@@ -37,7 +38,7 @@ def chain(n: int) -> dict[str, Any]:
         for i in range(n)
     ]
     elements.append({"key": "done", "type": "end"})
-    connections = [{"source": a, "target": b} for a, b in zip(keys, keys[1:], strict=False)]
+    connections = [{"source": a, "target": b} for a, b in itertools.pairwise(keys)]
     return _process(f"chain-{n}", elements, connections)
 
 
