@@ -25,6 +25,7 @@ from domain.events import Event, ExecutionStarted
 from domain.execution import Execution
 from domain.ports import Append, Clock, ConcurrencyError, EventBus, EventStore, RecordedEvent
 from services.catalog import DefinitionCatalog
+from services.engine.committer import GroupCommitter
 from services.engine.effects import EffectFailed, Effects
 
 log = structlog.get_logger("loom.engine")
@@ -49,6 +50,7 @@ class Engine:
         cache_size: int = 2000,
     ) -> None:
         self._store = store
+        self._committer = GroupCommitter(store)
         self._catalog = catalog
         self._bus = bus
         self._effects = effects
@@ -156,9 +158,7 @@ class Engine:
         key = (tenant, execution.id)
         stream = UUID(execution.id)
         try:
-            positions = await asyncio.to_thread(
-                self._store.append, tenant, [Append(stream, before, events)]
-            )
+            positions = await self._committer.append(tenant, Append(stream, before, events))
         except BaseException:
             self._cache.pop(key, None)
             raise

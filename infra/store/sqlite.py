@@ -1,0 +1,147 @@
+"""The event store on one SQLite file: one events table per tenant."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from uuid import UUID
+
+from eventsourcing.persistence import IntegrityError, InterfaceError, OperationalError
+from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteDatastore
+
+from domain.ports import Append, ConcurrencyError, RecordedEvent, StoreUnavailable
+from infra.store import codec
+from infra.store.naming import events_table, validate_tenant
+
+_REGISTRY = "loom_tenants"
+
+
+class SQLiteEventStore:
+    """An EventStore in one SQLite file (WAL): one events table per tenant, created on first use.
+
+    Positions are the table's rowids, so they are per tenant and increase in
+    commit order (SQLite has one writer at a time). Never VACUUM the file: it
+    may renumber rowids, and with them the positions projections track.
+    """
+
+    def __init__(self, path: str, *, lock_timeout: int = 5) -> None:
+        self._datastore = SQLiteDatastore(path, lock_timeout=lock_timeout)
+        self._recorders: dict[str, SQLiteApplicationRecorder] = {}
+        self._create_lock = threading.Lock()
+        self._registry_ready = False
+
+    def append(self, tenant: str, appends: Sequence[Append]) -> list[int]:
+        batch = codec.encode_appends(appends)
+        recorder = self._recorder(tenant)
+        if not batch.events:
+            return []
+        with _unavailable_on_failure():
+            # A stream only grows: a head that exists now still exists at the
+            # insert, so this check may run before the write transaction.
+            if batch.heads and self._count_heads(recorder, batch.heads) != len(batch.heads):
+                raise ConcurrencyError(f"a stream of tenant {tenant!r} has not reached `after`")
+            try:
+                ids = recorder.insert_events(batch.events)
+            except IntegrityError as error:
+                raise ConcurrencyError(f"a stream of tenant {tenant!r} moved on") from error
+        assert ids is not None
+        return list(ids)
+
+    def read(
+        self, tenant: str, stream_id: UUID, *, after: int = 0, upto: int | None = None
+    ) -> list[RecordedEvent]:
+        recorder = self._recorder(tenant)
+        # The recorder's select_events builds a StoredEvent and a UUID per row;
+        # replay reads whole streams, so select the two needed columns directly.
+        statement = (
+            f"SELECT originator_version, state FROM {recorder.events_table_name} "
+            "WHERE originator_id=? AND originator_version>?"
+        )
+        params: list[object] = [stream_id.hex, after]
+        if upto is not None:
+            statement += " AND originator_version<=?"
+            params.append(upto)
+        statement += " ORDER BY originator_version"
+        with _unavailable_on_failure(), self._datastore.transaction(commit=False) as cursor:
+            cursor.sqlite_cursor.row_factory = None  # plain tuples: cheaper than sqlite3.Row
+            cursor.execute(statement, params)
+            rows = cursor.sqlite_cursor.fetchall()
+        events = codec.decode_many([row[1] for row in rows])
+        return [
+            RecordedEvent(stream_id, row[0], event) for row, event in zip(rows, events, strict=True)
+        ]
+
+    def read_all(self, tenant: str, *, after: int = 0, limit: int = 1000) -> list[RecordedEvent]:
+        recorder = self._recorder(tenant)
+        with _unavailable_on_failure():
+            notifications = recorder.select_notifications(start=after + 1, limit=limit)
+        events = codec.decode_many([n.state for n in notifications])
+        return [
+            RecordedEvent(_as_uuid(n.originator_id), n.originator_version, event, n.id)
+            for n, event in zip(notifications, events, strict=True)
+        ]
+
+    def max_position(self, tenant: str) -> int:
+        recorder = self._recorder(tenant)
+        with _unavailable_on_failure():
+            return recorder.max_notification_id() or 0
+
+    def tenants(self) -> list[str]:
+        with _unavailable_on_failure():
+            self._ensure_registry()
+            with self._datastore.transaction(commit=False) as cursor:
+                cursor.execute(f"SELECT tenant FROM {_REGISTRY} ORDER BY tenant")
+                return [row[0] for row in cursor.fetchall()]
+
+    def close(self) -> None:
+        self._datastore.close()
+
+    def _recorder(self, tenant: str) -> SQLiteApplicationRecorder:
+        recorder = self._recorders.get(tenant)
+        if recorder is None:
+            validate_tenant(tenant)
+            with self._create_lock, _unavailable_on_failure():
+                recorder = self._recorders.get(tenant) or self._create_partition(tenant)
+                self._recorders[tenant] = recorder
+        return recorder
+
+    def _create_partition(self, tenant: str) -> SQLiteApplicationRecorder:
+        table = events_table(tenant)
+        recorder = SQLiteApplicationRecorder(self._datastore, events_table_name=table)
+        recorder.create_table()
+        self._ensure_registry()
+        with self._datastore.transaction(commit=True) as cursor:
+            cursor.execute(f"INSERT OR IGNORE INTO {_REGISTRY} (tenant) VALUES (?)", (tenant,))
+        return recorder
+
+    def _ensure_registry(self) -> None:
+        if not self._registry_ready:
+            with self._datastore.transaction(commit=True) as cursor:
+                cursor.execute(f"CREATE TABLE IF NOT EXISTS {_REGISTRY} (tenant TEXT PRIMARY KEY)")
+            self._registry_ready = True
+
+    def _count_heads(
+        self, recorder: SQLiteApplicationRecorder, heads: list[tuple[UUID, int]]
+    ) -> int:
+        condition = " OR ".join(["(originator_id=? AND originator_version=?)"] * len(heads))
+        params = [value for stream_id, seq in heads for value in (stream_id.hex, seq)]
+        with self._datastore.transaction(commit=False) as cursor:
+            cursor.execute(
+                f"SELECT COUNT(*) FROM {recorder.events_table_name} WHERE {condition}", params
+            )
+            count: int = cursor.fetchone()[0]
+        return count
+
+
+def _as_uuid(originator_id: UUID | str) -> UUID:
+    return originator_id if isinstance(originator_id, UUID) else UUID(originator_id)
+
+
+@contextmanager
+def _unavailable_on_failure() -> Iterator[None]:
+    """The library's connection and locking failures become StoreUnavailable."""
+    try:
+        yield
+    except (OperationalError, InterfaceError) as error:
+        raise StoreUnavailable(f"SQLite event store unavailable: {error}") from error
