@@ -152,10 +152,19 @@ def event_type(event: Event) -> str:
 
 def event_data(event: Event) -> dict[str, Any]:
     """The event's own fields, without the envelope (type, at, actor)."""
-    data = msgspec.to_builtins(event)
+    data: dict[str, Any] = msgspec.to_builtins(event)
     for key in ("type", "at", "actor"):
         data.pop(key, None)
     return data
 
 
-EXECUTION_EVENT_TYPES: tuple[type[Event], ...] = ExecutionEvent.__args__
+EXECUTION_EVENT_TYPES: tuple[type[Event], ...] = (
+    ExecutionStarted,
+    NodeExecuting,
+    NodeCompleted,
+    NodeFailed,
+    NodeSkipped,
+    ExecutionCompleted,
+    ExecutionFailed,
+    ExecutionCancelled,
+)

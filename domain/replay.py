@@ -58,7 +58,7 @@ def replay(execution_id: str, graph: Graph, history: Sequence[Event]) -> ReplayR
             return ReplayReport(len(history))
         fact = history[position]
         try:
-            decided = _outside_fact(execution, fact)
+            next_decisions = _outside_fact(execution, fact)
         except Exception as exc:  # the fact does not fit the state the code reached
             return ReplayReport(
                 len(history),
@@ -69,7 +69,7 @@ def replay(execution_id: str, graph: Graph, history: Sequence[Event]) -> ReplayR
                     f"history has an event the code did not expect: {exc}",
                 ),
             )
-        if decided is None:
+        if next_decisions is None:
             return ReplayReport(
                 len(history),
                 Divergence(
@@ -79,6 +79,7 @@ def replay(execution_id: str, graph: Graph, history: Sequence[Event]) -> ReplayR
                     "the code decided nothing where history has this event",
                 ),
             )
+        decided = next_decisions
 
 
 def _outside_fact(execution: Execution, fact: Event) -> list[Event] | None:
