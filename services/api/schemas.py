@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 
@@ -17,7 +17,7 @@ class SaveProcessIn(msgspec.Struct, frozen=True):
 
 class StartExecutionIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     process_id: str
-    version: int | None = None
+    version: Annotated[int, msgspec.Meta(ge=1)] | None = None
     input: Any = None
 
 

@@ -1,0 +1,96 @@
+"""Structured logging: every log line, ours or a library's, is one JSON object on stdout."""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+
+import structlog
+from structlog.typing import EventDict, Processor, WrappedLogger
+
+# Loggers that libraries configure with their own handlers; ours must win.
+_LIBRARY_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "litestar", "nats")
+# WebSocket clients pass their JWT as ?token=…, and uvicorn logs the full URL.
+_TOKEN_IN_URL = re.compile(r"([?&](?:access_)?token=)[^&\s\"']+")
+
+
+def redact_tokens(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+    """Blank out `token=` query values in the message, so no log line holds a credential."""
+    event = event_dict.get("event")
+    if isinstance(event, str) and "token=" in event:
+        event_dict["event"] = _TOKEN_IN_URL.sub(r"\1***", event)
+    return event_dict
+
+
+class _StdoutHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever `sys.stdout` is at the time of each record.
+
+    Test runners and process managers swap `sys.stdout`; a stream captured at
+    configure time may be closed by then. Its class also marks the handler we
+    install, so a second `configure_logging` replaces it.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(sys.stdout)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Format `record` and write it to the current stdout."""
+        self.stream = sys.stdout
+        super().emit(record)
+
+
+def configure_logging(level: str = "info") -> None:
+    """Send structlog and stdlib logging to stdout as JSON lines at `level`.
+
+    Each line carries an ISO UTC timestamp, the level, the logger name and
+    whatever is bound with `structlog.contextvars.bind_contextvars` (request_id,
+    tenant_id, execution_id …). Safe to call more than once. When serving with
+    uvicorn, pass `log_config=None` so uvicorn does not install its own handlers.
+    """
+    numeric_level = logging.getLevelName(level.upper())
+    if not isinstance(numeric_level, int):
+        raise ValueError(f"unknown log level {level!r}")
+
+    shared: list[Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        redact_tokens,
+    ]
+    structlog.configure(
+        processors=[
+            structlog.stdlib.filter_by_level,
+            *shared,
+            structlog.stdlib.PositionalArgumentsFormatter(),
+            structlog.processors.StackInfoRenderer(),
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+
+    handler = _StdoutHandler()
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=shared,
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                structlog.processors.JSONRenderer(),
+            ],
+        )
+    )
+
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if isinstance(h, _StdoutHandler)]:
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(numeric_level)
+
+    for name in _LIBRARY_LOGGERS:
+        library_logger = logging.getLogger(name)
+        library_logger.handlers.clear()
+        library_logger.propagate = True

@@ -1,0 +1,121 @@
+"""Loom's configuration: one typed object, read from the environment once at start."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from urllib.parse import urlsplit, urlunsplit
+
+import msgspec
+
+# Long enough that PyJWT does not warn about a short HMAC key; never for production.
+DEV_JWT_SECRET = "loom-dev-secret-change-me-with-LOOM_JWT_SECRET"
+
+_LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+_DEFAULT_DATABASE_URL = "sqlite:///data/loom.db"
+_DEFAULT_HOST = "127.0.0.1"
+_DEFAULT_PORT = 8000
+_DEFAULT_LOG_LEVEL = "info"
+_SECRET_FIELDS = frozenset({"jwt_secret", "llm_api_key"})
+
+
+class SettingsError(ValueError):
+    """An environment variable holds a value Loom cannot use."""
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    """Every setting Loom reads from its environment (`LOOM_*`).
+
+    Build it with `Settings.from_env()` in the composition root and pass it down;
+    no other module reads `os.environ` for these.
+    """
+
+    database_url: str = _DEFAULT_DATABASE_URL
+    nats_url: str | None = None
+    jwt_secret: str = DEV_JWT_SECRET
+    jwt_secret_is_dev: bool = True
+    jwt_public_key: str | None = None
+    host: str = _DEFAULT_HOST
+    port: int = _DEFAULT_PORT
+    llm_base_url: str | None = None
+    llm_api_key: str | None = None
+    http_allow: tuple[str, ...] = ()
+    log_level: str = _DEFAULT_LOG_LEVEL
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
+        """Read the settings from `env`; unset or empty variables take their defaults.
+
+        Raises `SettingsError` when a value is present but unusable (a port that is
+        not a number, an unknown log level).
+        """
+
+        def get(name: str) -> str | None:
+            value = env.get(name, "").strip()
+            return value or None
+
+        secret = get("LOOM_JWT_SECRET")
+        return cls(
+            database_url=get("LOOM_DATABASE_URL") or _DEFAULT_DATABASE_URL,
+            nats_url=get("LOOM_NATS_URL"),
+            jwt_secret=secret or DEV_JWT_SECRET,
+            jwt_secret_is_dev=secret is None,
+            jwt_public_key=_pem(get("LOOM_JWT_PUBLIC_KEY")),
+            host=get("LOOM_HOST") or _DEFAULT_HOST,
+            port=_port(get("LOOM_PORT")),
+            llm_base_url=get("LOOM_LLM_BASE_URL"),
+            llm_api_key=get("LOOM_LLM_API_KEY"),
+            http_allow=_comma_list(get("LOOM_HTTP_ALLOW")),
+            log_level=_log_level(get("LOOM_LOG_LEVEL")),
+        )
+
+    def __repr__(self) -> str:
+        # Settings end up in logs and tracebacks: never print the secrets themselves.
+        shown = {
+            name: "***" if name in _SECRET_FIELDS and getattr(self, name) else getattr(self, name)
+            for name in self.__struct_fields__
+        }
+        shown["database_url"] = _without_password(self.database_url)
+        return f"Settings({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
+
+
+def _without_password(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _pem(value: str | None) -> str | None:
+    # A PEM squeezed onto one line (as .env files and CI secrets often hold it)
+    # carries literal "\n" sequences instead of newlines.
+    if value is not None and "\n" not in value:
+        value = value.replace("\\n", "\n")
+    return value
+
+
+def _port(value: str | None) -> int:
+    if value is None:
+        return _DEFAULT_PORT
+    try:
+        port = int(value)
+    except ValueError:
+        raise SettingsError(f"LOOM_PORT must be a number, got {value!r}") from None
+    if not 0 <= port <= 65535:
+        raise SettingsError(f"LOOM_PORT must be between 0 and 65535, got {port}")
+    return port
+
+
+def _comma_list(value: str | None) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    return tuple(item.strip() for item in value.split(",") if item.strip())
+
+
+def _log_level(value: str | None) -> str:
+    level = (value or _DEFAULT_LOG_LEVEL).lower()
+    if level not in _LOG_LEVELS:
+        allowed = ", ".join(_LOG_LEVELS)
+        raise SettingsError(f"LOOM_LOG_LEVEL must be one of {allowed}, got {value!r}")
+    return level
