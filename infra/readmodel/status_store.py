@@ -86,6 +86,10 @@ class SQLiteStatusStore:
     def _table(self, db: sqlite3.Connection, tenant: str) -> str:
         table = tenant_table(tenant, "status")
         if tenant not in self._ready:
+            # Created in a transaction of its own and only then marked ready, so
+            # no other thread can query the table before it is committed.
+            db.execute("COMMIT")
+            db.execute("BEGIN IMMEDIATE")
             db.execute(
                 f"CREATE TABLE IF NOT EXISTS {table} (execution_id TEXT PRIMARY KEY, "
                 "process_id TEXT, status TEXT, started_at TEXT, position INTEGER, doc BLOB)"
@@ -93,6 +97,8 @@ class SQLiteStatusStore:
             db.execute(
                 f"CREATE INDEX IF NOT EXISTS {table}_started ON {table} (started_at, execution_id)"
             )
+            db.execute("COMMIT")
+            db.execute("BEGIN IMMEDIATE")
             self._ready.add(tenant)
         return table
 
@@ -206,6 +212,14 @@ class PostgresStatusStore:
         name = tenant_table(tenant, "status")
         table = sql.SQL("{}.{}").format(sql.Identifier(self._schema), sql.Identifier(name))
         if tenant not in self._ready:
+            self._create(name, table)
+            self._ready.add(tenant)
+        return table
+
+    def _create(self, name: str, table: sql.Composed) -> None:
+        # Committed on a connection of its own before the tenant counts as ready, so no
+        # other thread queries the table before it exists for everyone.
+        with self._tx() as cur:
             cur.execute(sql.SQL("SELECT pg_advisory_xact_lock(hashtext({}))").format(name))
             cur.execute(
                 sql.SQL(
@@ -218,8 +232,6 @@ class PostgresStatusStore:
                     sql.Identifier(name + "_started"), table
                 )
             )
-            self._ready.add(tenant)
-        return table
 
     def _tracking(self) -> sql.Composed:
         return sql.SQL("{}.loom_tracking").format(sql.Identifier(self._schema))
