@@ -29,7 +29,9 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 async def _open(database_url: str) -> Loom:
-    loom = Loom(Settings.from_env({"LOOM_DATABASE_URL": database_url}))
+    # The tests' own HTTP server is on loopback, which the outbound guard refuses unless allowed.
+    settings = {"LOOM_DATABASE_URL": database_url, "LOOM_HTTP_ALLOW": "127.0.0.1"}
+    loom = Loom(Settings.from_env(settings))
     await loom.start()
     return loom
 
