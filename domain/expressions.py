@@ -24,7 +24,10 @@ _MACRO = re.compile(r"\.\s*(map|filter|all|exists|exists_one)\s*\(")
 _NODE_REF = re.compile(r"\bnodes\s*(?:\.\s*([A-Za-z_][A-Za-z0-9_]*)|\[\s*(['\"])(.*?)\2\s*\])")
 _NODES_ANY = re.compile(r"\bnodes\b")
 _TEMPLATE = re.compile(r"\{\{(.*?)\}\}", re.S)
-_encoder = msgspec.json.Encoder()
+# CEL maps come out in an order that differs between processes; everything an
+# expression produces is made canonical (keys sorted), so a recorded value and a
+# replayed one are the same bytes.
+_encoder = msgspec.json.Encoder(order="sorted")
 
 
 class Expression:

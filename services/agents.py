@@ -99,16 +99,35 @@ class AgentService:
         ids = [r.event.agent_id for r in listed if isinstance(r.event, AgentListed)]
         return [_document(agent_id, self._versions(tenant, agent_id)) for agent_id in ids]
 
+    async def saved(
+        self, tenant: str, agent_id: str, version: int | None = None
+    ) -> AgentSaved | None:
+        """One saved version of the agent (the latest by default), or None if the tenant has none.
+
+        The `agent` element's runner resolves agents here: what it gets back is
+        the system prompt, model and version it records with the answer.
+        """
+        versions = await asyncio.to_thread(saved_versions, self._store, tenant, agent_id)
+        if not versions:
+            return None
+        if version is None:
+            return versions[-1]
+        return versions[version - 1] if 1 <= version <= len(versions) else None
+
     def _versions(self, tenant: str, agent_id: str) -> list[AgentSaved]:
-        try:
-            stream = UUID(agent_id)
-        except ValueError:
-            raise NotFound(f"agent {agent_id} not found") from None
-        events = [r.event for r in self._store.read(tenant, stream)]
-        saved = [e for e in events if isinstance(e, AgentSaved)]
+        saved = saved_versions(self._store, tenant, agent_id)
         if not saved:
             raise NotFound(f"agent {agent_id} not found")
         return saved
+
+
+def saved_versions(store: EventStore, tenant: str, agent_id: str) -> list[AgentSaved]:
+    """Every saved version of the tenant's agent, oldest first; empty if it has no such agent."""
+    try:
+        stream = UUID(agent_id)
+    except ValueError:
+        return []
+    return [r.event for r in store.read(tenant, stream) if isinstance(r.event, AgentSaved)]
 
 
 def _document(agent_id: str, versions: list[AgentSaved]) -> dict[str, Any]:

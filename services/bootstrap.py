@@ -1,32 +1,62 @@
-"""The composition root: the one place that builds adapters and wires them together."""
+"""The composition root: the one place that builds adapters and wires them together.
+
+Without `LOOM_NATS_URL` a Loom is the embedded all-in-one (`make run`): one
+process, the in-process bus, engine, projector and gateway fed by it. With it, a
+Loom runs the roles it is given over NATS JetStream (any number of processes of
+each, on one PostgreSQL):
+
+- api: REST and Studio; records commands (a start runs the first pure elements
+  in the same transaction) and relays what it commits;
+- engine: takes work items, performs effects, fires timers; relays too;
+- projector: folds every event from a durable consumer into the read model;
+- gateway: the WebSocket, fed by a subscription to one execution's subject.
+
+`all` with NATS runs every role in one process, over NATS all the same.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from litestar import Litestar
 from litestar.di import Provide
 
-from domain.ports import EventStore
+from domain.ports import EventFeed, EventStore
 from infra.bus.inprocess import InProcessBus
+from infra.bus.nats import (
+    EventConsumer,
+    JetStreamPublisher,
+    NatsClient,
+    NatsEventFeed,
+    NatsSettings,
+    WorkQueue,
+)
+from infra.bus.relay_state import PostgresRelayState, SQLiteRelayState
 from infra.http_client import HttpxRequester
-from infra.llm import FakeAgentInvoker
+from infra.llm import FakeAgentInvoker, OpenAIAgentInvoker
 from infra.readmodel.status_store import PostgresStatusStore, SQLiteStatusStore
 from infra.settings import Settings
 from infra.store import open_event_store
+from infra.store.postgres import parse_postgres_url
 from services.agents import AgentService
 from services.api.app import create_app
 from services.api.routes import ROUTES
 from services.catalog import DefinitionCatalog
+from services.engine.agent_runner import AgentRunner
 from services.engine.effects import Effects
 from services.engine.engine import Engine
+from services.engine.worker import Worker
 from services.executions import ExecutionService
 from services.gateway.websocket import ExecutionSocket
 from services.processes import ProcessService
 from services.projector.projector import Projector
+from services.relay.relay import Relay
+
+ROLES = ("api", "engine", "projector", "gateway")
 
 
 class SystemClock:
@@ -35,31 +65,75 @@ class SystemClock:
 
 
 class Loom:
-    """Everything one process of Loom runs, built from settings (nothing connects at import)."""
+    """Everything one process of Loom runs, built from settings (nothing connects at import).
 
-    def __init__(self, settings: Settings, *, clock: Any = None) -> None:
+    `roles` (a subset of ROLES) only matters with `settings.nats_url`; the embedded
+    mode always runs every role.
+    """
+
+    def __init__(
+        self, settings: Settings, *, clock: Any = None, roles: Iterable[str] = ROLES
+    ) -> None:
         self.settings = settings
+        self.roles = frozenset(roles)
+        self.distributed = settings.nats_url is not None
+        if not self.roles or not self.roles <= set(ROLES):
+            raise ValueError(f"roles must be among {', '.join(ROLES)}, got {sorted(self.roles)}")
+        if not self.distributed and self.roles != set(ROLES):
+            raise ValueError("running roles apart needs NATS: set LOOM_NATS_URL")
         self.clock = clock or SystemClock()
         self.store: EventStore = open_event_store(settings.database_url)
         self.statuses = _status_store(settings.database_url, self.store)
         self.bus = InProcessBus()
         self.catalog = DefinitionCatalog(self.store)
-        self.http = HttpxRequester()
+        self.http = HttpxRequester(settings.http_allow)
+        self.agent_runner = AgentRunner(AgentService(self.store, self.clock), _llm(settings))
+        self.effects = Effects(self.http, self.agent_runner)
+        # Distributed, this engine only records the api's commands (start, cancel):
+        # effects and timers are the engine role's, and its cache would go stale.
+        commands_only = {"cache_size": 0, "run_effects": False, "run_timers": False}
         self.engine = Engine(
             self.store,
             self.catalog,
             self.bus,
-            Effects(self.http, FakeAgentInvoker()),
+            self.effects,
             self.clock,
+            **(commands_only if self.distributed else {}),
         )
         self.projector = Projector(self.store, self.statuses)
-        self.bus.subscribe(self.projector.deliver)
         self.processes = ProcessService(self.store, self.catalog, self.clock)
         self.executions = ExecutionService(self.store, self.catalog, self.engine, self.statuses)
         self.agents = AgentService(self.store, self.clock)
+        self.feed: EventFeed = self.bus
+        self._tasks: list[asyncio.Task[Any]] = []
+        if self.distributed:
+            self._wire_nats()
+        else:
+            self.bus.subscribe(self.projector.deliver)
+
+    def _wire_nats(self) -> None:
+        assert self.settings.nats_url is not None
+        self.nats = NatsClient(NatsSettings.from_url(self.settings.nats_url))
+        self.relay: Relay | None = None
+        self.worker: Worker | None = None
+        self.worker_engine: Engine | None = None
+        if self.roles & {"api", "engine"}:
+            state = _relay_state(self.settings.database_url, self.store)
+            self.relay = Relay(self.store, state, JetStreamPublisher(self.nats))
+            self.bus.subscribe(self.relay.wake)
+        if "engine" in self.roles:
+            self.worker_engine = Engine(
+                self.store, self.catalog, self.bus, self.effects, self.clock, run_timers=False
+            )
+            self.worker = Worker(self.worker_engine, WorkQueue(self.nats), self.bus, self.clock)
+        if "gateway" in self.roles:
+            self.feed = NatsEventFeed(self.nats)
 
     async def start(self) -> None:
         """Catch the read model up with the store, then resume what was left running."""
+        if self.distributed:
+            await self._start_roles()
+            return
         tenants = await asyncio.to_thread(self.store.tenants)
         for tenant in tenants:
             await asyncio.to_thread(self.projector.catch_up, tenant)
@@ -71,23 +145,71 @@ class Loom:
             running += [(tenant, execution_id) for execution_id in ids]
         await self.engine.resume(running)
 
+    async def _start_roles(self) -> None:
+        self.nats.start()  # connects in the background: the api stores on while NATS is away
+        if "projector" in self.roles:
+            # The store is the record: fold what it holds first, then follow the bus.
+            for tenant in await asyncio.to_thread(self.store.tenants):
+                await asyncio.to_thread(self.projector.catch_up, tenant)
+            consumer = EventConsumer(self.nats)
+            self._tasks.append(asyncio.create_task(consumer.run(self.projector.fold_batches)))
+        self.engine.open()
+        if self.relay is not None:
+            self.relay.open()
+        if self.worker is not None and self.worker_engine is not None:
+            self.worker_engine.open()
+            self.worker.open()
+
     async def stop(self) -> None:
+        if self.distributed:
+            await self._stop_roles()
         await self.engine.close()
         await self.projector.settled()
         await self.projector.close()
         await self.http.close()
+        await self.agent_runner.close()
         self.statuses.close()
         self.store.close()
+
+    async def _stop_roles(self) -> None:
+        if self.worker is not None and self.worker_engine is not None:
+            await self.worker.close()
+            await self.worker_engine.close()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.relay is not None:
+            await self.relay.close()
+        await self.nats.close()
+
+
+def _llm(settings: Settings) -> FakeAgentInvoker | OpenAIAgentInvoker:
+    # The fake answers offline and deterministically, so `make run` needs no key;
+    # a base URL alone is enough for local servers (Ollama, vLLM) that want none.
+    if settings.llm_api_key is None and settings.llm_base_url is None:
+        return FakeAgentInvoker()
+    return OpenAIAgentInvoker(settings.llm_base_url, settings.llm_api_key)
 
 
 def _status_store(database_url: str, store: Any) -> Any:
     if database_url.startswith("sqlite:"):
         # A file of its own: the read model is rebuildable, and sharing the event
         # store's file would make the projector and the engine wait on one write lock.
-        events = Path(database_url.removeprefix("sqlite:///").split("?")[0])
-        events.parent.mkdir(parents=True, exist_ok=True)
-        return SQLiteStatusStore(str(events.with_name(events.stem + "-read" + events.suffix)))
+        return SQLiteStatusStore(_beside_events(database_url, "read"))
     return PostgresStatusStore(store.pool, store.schema)
+
+
+def _relay_state(database_url: str, store: Any) -> Any:
+    if database_url.startswith("sqlite:"):
+        return SQLiteRelayState(_beside_events(database_url, "relay"))
+    params, _ = parse_postgres_url(database_url)
+    return PostgresRelayState(store.pool, store.schema, params)
+
+
+def _beside_events(database_url: str, suffix: str) -> str:
+    events = Path(database_url.removeprefix("sqlite:///").split("?")[0])
+    events.parent.mkdir(parents=True, exist_ok=True)
+    return str(events.with_name(f"{events.stem}-{suffix}{events.suffix}"))
 
 
 def web_app(loom: Loom) -> Litestar:
@@ -97,10 +219,14 @@ def web_app(loom: Loom) -> Litestar:
     def provide(value: Any) -> Provide:
         return Provide(lambda: value, use_cache=True, sync_to_thread=False)
 
-    socket = ExecutionSocket(loom.executions, loom.bus, loom.store)
+    handlers: list[Any] = []
+    if "api" in loom.roles:
+        handlers += [*ROUTES, studio_router()]
+    if "gateway" in loom.roles:
+        handlers.append(ExecutionSocket(loom.executions, loom.feed, loom.store).handler())
     return create_app(
         loom.settings,
-        route_handlers=[*ROUTES, socket.handler(), studio_router()],
+        route_handlers=handlers,
         on_startup=[loom.start],
         on_shutdown=[loom.stop],
         dependencies={

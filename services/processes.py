@@ -14,11 +14,12 @@ from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 import msgspec
 
 from domain.clock import iso
-from domain.definition import compile_definition, parse_definition
-from domain.errors import DefinitionInvalid, InvalidCommand
+from domain.definition import Graph, compile_definition, parse_definition
+from domain.errors import DefinitionInvalid, InvalidCommand, Problem
 from domain.events import ProcessSaved, ProjectCreated
 from domain.ports import Append, Clock, ConcurrencyError, EventStore, StoreUnavailable
 from domain.process import Process, Project, app_id, project_id
+from services.agents import saved_versions
 from services.api.errors import Conflict, Invalid, NotFound, Unavailable
 from services.catalog import DefinitionCatalog, UnknownProcess
 
@@ -64,6 +65,7 @@ class ProcessService:
         except DefinitionInvalid as exc:
             problems = [msgspec.to_builtins(p) for p in exc.problems]
             raise Invalid(exc.detail, key=exc.key, problems=problems) from None
+        self._check_agents(tenant, graph)
         if process_id is None:
             process = Process(str(uuid4()))
         else:
@@ -154,6 +156,22 @@ class ProcessService:
                 }
             )
         return out
+
+    def _check_agents(self, tenant: str, graph: Graph) -> None:
+        """Every agent element names one of this tenant's agents (another's do not exist here)."""
+        known: dict[str, bool] = {}
+        problems = []
+        for key, node in graph.nodes.items():
+            if node.kind.name != "agent":
+                continue
+            agent_id = node.params.agent_id
+            if agent_id not in known:
+                known[agent_id] = bool(saved_versions(self._store, tenant, agent_id))
+            if not known[agent_id]:
+                problems.append(Problem(f"element {key!r}: agent {agent_id} does not exist", key))
+        if problems:
+            detail = problems[0].detail
+            raise Invalid(detail, key=problems[0].key, problems=msgspec.to_builtins(problems))
 
     def _load(self, tenant: str, process_id: str) -> Process:
         try:

@@ -56,9 +56,15 @@ class Agent(ElementType):
         return {
             "agent_id": params.agent_id,
             "model": params.model,
-            # A lone `{{ x }}` keeps x's type: a structured value goes to the model as JSON.
-            "prompt": prompt if isinstance(prompt, str) else msgspec.json.encode(prompt).decode(),
+            "prompt": prompt if isinstance(prompt, str) else _json(prompt),
         }
+
+
+def _json(value: Any) -> str:
+    # A lone `{{ x }}` keeps x's type: a structured value goes to the model as JSON, keys
+    # sorted because CEL maps come out in an order that differs between processes, and
+    # the prompt is recorded: a replay must render the very same string.
+    return msgspec.json.encode(value, order="sorted").decode()
 
 
 def chat_request(request: Mapping[str, Any], agent: AgentSaved) -> dict[str, Any]:

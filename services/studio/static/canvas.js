@@ -5,8 +5,8 @@ import { badgeGroup, typeColor, typeIconGroup } from "./icons.js";
 import { ERROR_PORT } from "./model.js";
 import { Emitter, h, s } from "./util.js";
 
-export const NODE_W = 208;
-const NODE_H = 64;
+export const NODE_W = 188;
+const NODE_H = 58;
 const PORT_R = 6;
 const MIN_K = 0.25;
 const MAX_K = 2.5;
@@ -75,7 +75,8 @@ export class Canvas extends Emitter {
     this.edgeLayer = s("g", { class: "edges" });
     this.nodeLayer = s("g", { class: "nodes" });
     this.draftLayer = s("g", { class: "draft" });
-    this.viewport.append(this.edgeLayer, this.nodeLayer, this.draftLayer);
+    this.errorLayer = s("g", { class: "error-bubbles" });
+    this.viewport.append(this.edgeLayer, this.nodeLayer, this.errorLayer, this.draftLayer);
     this.svg.append(this.viewport);
     this.wrap.prepend(this.svg);
 
@@ -102,7 +103,7 @@ export class Canvas extends Emitter {
   geometry(element) {
     const ports = this.catalog ? this.catalog.outPorts(element.type) : ["out"];
     const hasInput = this.catalog ? this.catalog.get(element.type).hasInput : element.type !== "trigger";
-    const hgt = Math.max(NODE_H, 24 + ports.length * 22);
+    const hgt = Math.max(NODE_H, 22 + ports.length * 22);
     const pos = element.position ?? { x: 0, y: 0 };
     const outs = ports.map((port, i) => ({ port, x: NODE_W, y: Math.round((hgt * (i + 1)) / (ports.length + 1)) }));
     return {
@@ -144,6 +145,7 @@ export class Canvas extends Emitter {
   render() {
     this.edgeLayer.replaceChildren();
     this.nodeLayer.replaceChildren();
+    this.errorLayer.replaceChildren();
     if (!this.doc) return;
     const thread = this.doc.thread;
     if (!thread) return;
@@ -153,7 +155,23 @@ export class Canvas extends Emitter {
       const target = byKey.get(c.target);
       if (source && target) this.edgeLayer.append(this._edge(c, index, source, target));
     });
-    for (const element of thread.elements) this.nodeLayer.append(this._node(element));
+    for (const element of thread.elements) {
+      this.nodeLayer.append(this._node(element));
+      const error = this.errors.get(element.key);
+      if (error) {
+        // Drawn above every card, so a neighbour never hides it.
+        const g = this.geometry(element);
+        const bubble = s("foreignObject", { class: "error-bubble-fo", x: g.x - 6, y: g.y + g.h + 12, width: g.w + 90, height: 90 });
+        // Under the element, "element 'key': " says nothing the position does not.
+        const escaped = element.key.replace(/[.*+?^$()|[\]\\{}]/g, "\\$&");
+        const prefix = new RegExp("^element ['\"`“]?" + escaped + "['\"`”]?:\\s*");
+        const text = error.replace(prefix, "");
+        bubble.append(
+          h("div", { class: "error-bubble", xmlns: "http://www.w3.org/1999/xhtml", "data-error-for": element.key, title: error }, h("div", { class: "error-text" }, text)),
+        );
+        this.errorLayer.append(bubble);
+      }
+    }
     this._applyView();
   }
 
@@ -193,7 +211,7 @@ export class Canvas extends Emitter {
     else if (port === ERROR_PORT) marker = "arrow-error";
     group.append(s("path", { class: "edge-hit", d }));
     group.append(s("path", { class: "edge-line", d, "marker-end": `url(#${marker})` }));
-    if (port !== "out") {
+    if (port !== "out" && Math.hypot(to.x - from.x, to.y - from.y) > 110) {
       // Halfway along the curve: B(0.5) = (P0 + 3·P1 + 3·P2 + P3) / 8.
       const nums = d.match(/-?[\d.]+/g).map(Number);
       const lx = (nums[0] + 3 * nums[2] + 3 * nums[4] + nums[6]) / 8;
@@ -228,14 +246,14 @@ export class Canvas extends Emitter {
     group.append(s("title", {}, `${element.key} · ${type}${element.name ? ` · ${element.name}` : ""}`));
     group.append(s("rect", { class: "node-halo", x: -5, y: -5, width: g.w + 10, height: g.h + 10, rx: 16 }));
     group.append(s("rect", { class: "node-body", width: g.w, height: g.h, rx: 12, filter: "url(#card-shadow)" }));
-    group.append(s("rect", { class: "node-tile", x: 12, y: g.h / 2 - 19, width: 38, height: 38, rx: 10 }));
-    const icon = typeIconGroup(type, 21, g.h / 2 - 10, 20);
+    group.append(s("rect", { class: "node-tile", x: 11, y: g.h / 2 - 17, width: 34, height: 34, rx: 9 }));
+    const icon = typeIconGroup(type, 19, g.h / 2 - 9, 18);
     icon.style.color = color;
     group.append(icon);
-    const labelRoom = g.outs.length > 1 ? 15 : 19;
-    group.append(s("text", { class: "node-key", x: 62, y: g.h / 2 - 3 }, truncate(element.key, labelRoom)));
+    const labelRoom = g.outs.length > 1 ? 13 : 17;
+    group.append(s("text", { class: "node-key", x: 55, y: g.h / 2 - 2 }, truncate(element.key, labelRoom)));
     const sub = element.name ? element.name : type;
-    group.append(s("text", { class: "node-sub", x: 62, y: g.h / 2 + 14 }, truncate(sub, labelRoom + 4)));
+    group.append(s("text", { class: "node-sub", x: 55, y: g.h / 2 + 14 }, truncate(sub, labelRoom + 3)));
 
     if (g.input) {
       const port = s("g", { class: "port port-in", "data-port-in": "true", transform: `translate(0 ${g.input.y})` });
@@ -264,11 +282,6 @@ export class Canvas extends Emitter {
     group.append(errPort);
 
     if (state) group.append(badgeGroup(state, g.w - 3, 3));
-    if (error) {
-      const bubble = s("foreignObject", { class: "error-bubble-fo", x: -6, y: g.h + 12, width: g.w + 80, height: 96 });
-      bubble.append(h("div", { class: "error-bubble", xmlns: "http://www.w3.org/1999/xhtml", "data-error-for": element.key }, error));
-      group.append(bubble);
-    }
     return group;
   }
 
@@ -345,7 +358,7 @@ export class Canvas extends Emitter {
       maxY = Math.max(maxY, g.y + g.h + 30);
     }
     const pad = 72;
-    const k = Math.min(1.15, Math.max(MIN_K, Math.min((rect.width - 2 * pad) / (maxX - minX), (rect.height - 2 * pad) / (maxY - minY))));
+    const k = Math.min(1, Math.max(MIN_K, Math.min((rect.width - 2 * pad) / (maxX - minX), (rect.height - 2 * pad) / (maxY - minY))));
     this.view = {
       x: (rect.width - (maxX - minX) * k) / 2 - minX * k,
       y: (rect.height - (maxY - minY) * k) / 2 - minY * k,
@@ -354,13 +367,25 @@ export class Canvas extends Emitter {
     this._applyView();
   }
 
-  /** Where a new element dropped at the viewport centre should go (nudged off others). */
+  /** Where a new element added without a drop point should go: right of the selection, or
+   *  the viewport centre, moved along until it overlaps nothing. */
   freeSpot() {
     const rect = this.svg.getBoundingClientRect();
-    const center = this.toWorld(rect.left + rect.width / 2, rect.top + rect.height / 2);
-    let spot = { x: center.x - NODE_W / 2, y: center.y - NODE_H / 2 };
-    const taken = (p) => (this.doc?.thread?.elements ?? []).some((e) => e.position && Math.abs(e.position.x - p.x) < 40 && Math.abs(e.position.y - p.y) < 40);
-    for (let i = 0; i < 20 && taken(spot); i += 1) spot = { x: spot.x + 28, y: spot.y + 28 };
+    const elements = this.doc?.thread?.elements ?? [];
+    const anchor = (this.selection?.kind === "node" ? this.doc?.element(this.selection.key) : null) ?? elements[elements.length - 1];
+    let spot;
+    if (anchor?.position) spot = { x: anchor.position.x + NODE_W + 70, y: anchor.position.y };
+    else {
+      const center = this.toWorld(rect.left + rect.width / 2, rect.top + rect.height / 2);
+      spot = { x: center.x - NODE_W / 2, y: center.y - NODE_H / 2 };
+    }
+    const overlaps = (p) =>
+      elements.some((e) => {
+        if (!e.position) return false;
+        const g = this.geometry(e);
+        return p.x < g.x + g.w + 24 && p.x + NODE_W + 24 > g.x && p.y < g.y + g.h + 30 && p.y + NODE_H + 30 > g.y;
+      });
+    for (let i = 0; i < 40 && overlaps(spot); i += 1) spot = { x: spot.x, y: spot.y + NODE_H + 40 };
     return spot;
   }
 

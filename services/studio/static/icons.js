@@ -114,13 +114,29 @@ export function badgeGroup(state, x, y) {
   return group;
 }
 
-/** A small HTML pill for a node or execution state. */
+/** A small HTML pill for a node or execution state (glyph drawn, not a font character). */
 export function statePill(state) {
   const span = document.createElement("span");
   span.className = `pill pill-${state || "unknown"}`;
   span.dataset.state = state || "unknown";
-  const glyph = STATE_GLYPH[state];
-  span.textContent = glyph && state !== "pending" ? `${glyph} ${state}` : state || "unknown";
+  span.title = `${STATE_GLYPH[state] || ""} ${state || "unknown"}`.trim();
+  if (BADGE_PATHS[state] && state !== "pending") {
+    const glyph = s("svg", {
+      viewBox: "-7 -7 14 14",
+      width: 12,
+      height: 12,
+      fill: "none",
+      stroke: "currentColor",
+      "stroke-width": 2,
+      "stroke-linecap": "round",
+      "stroke-linejoin": "round",
+      class: `pill-glyph glyph-${state}`,
+      "aria-hidden": "true",
+    });
+    glyph.append(...svgFragment(BADGE_PATHS[state]));
+    span.append(glyph);
+  }
+  span.append(document.createTextNode(state || "unknown"));
   return span;
 }
 

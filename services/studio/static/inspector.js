@@ -199,7 +199,7 @@ export class Inspector extends Emitter {
       ),
     );
     if (node.error) card.append(h("div", {}, h("div", { class: "json-label" }, "Error"), h("pre", { class: "json-view error", "data-node-error": key }, typeof node.error === "string" ? node.error : pretty(node.error))));
-    if (node.input !== undefined) card.append(h("div", {}, h("div", { class: "json-label" }, "Input"), h("pre", { class: "json-view" }, pretty(node.input))));
+    if (node.input !== undefined && node.input !== null) card.append(h("div", {}, h("div", { class: "json-label" }, "Input"), h("pre", { class: "json-view" }, pretty(node.input))));
     if (node.output !== undefined && node.output !== null) card.append(h("div", {}, h("div", { class: "json-label" }, "Output"), h("pre", { class: "json-view", "data-node-output": key }, pretty(node.output))));
     else if (node.state === "completed") card.append(h("div", { class: "muted small" }, "Output: null"));
     if (this.run.execution_id && key && ["completed", "failed", "cancelled"].includes(this.run.status)) {

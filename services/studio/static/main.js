@@ -1,7 +1,7 @@
 // Loom Studio: wires the navigator, palette, canvas, inspector and bottom panel
 // to the REST API and the execution WebSocket.
 
-import { api, ApiError, auth, takeTokenFromHash } from "./api.js";
+import { api, ApiError, auth, listOf, takeTokenFromHash } from "./api.js";
 import { Canvas, NODE_W } from "./canvas.js";
 import { logoSvg, typeColor, typeIcon } from "./icons.js";
 import { Inspector } from "./inspector.js";
@@ -500,11 +500,12 @@ async function save() {
     if (err instanceof ApiError && (err.status === 422 || err.status === 400)) {
       showRefusal(err);
     } else if (err instanceof ApiError && err.status === 409) {
+      const current = Number(err.body?.version ?? err.body?.latest_version ?? 0) || null;
       banner({
         id: "conflict",
         kind: "error",
         title: "Someone saved this process in the meantime.",
-        detail: `Your changes were not saved: v${doc.latest} is no longer the latest. Reload to get the newest version (your changes will be lost), or keep editing.`,
+        detail: `Your changes were not saved: you edited v${doc.latest}, but ${current ? `v${current}` : "a newer version"} is the latest now. Reload to get it (your changes will be lost), or keep editing.`,
         actions: [
           { id: "reload", label: "Reload", primary: true, onClick: () => reloadLatest() },
           { id: "dismiss", label: "Keep editing", onClick: () => banner(null) },
@@ -611,8 +612,16 @@ function watch(executionId) {
   app.liveRun = watcher.run;
   runPanel.reset("Starting…");
   runPanel.update(watcher.run, "connecting");
+  let backfilled = false;
   watcher.on("update", (run) => {
     if (app.watcher !== watcher) return;
+    if (!backfilled && run.position > 0) {
+      // Events before the snapshot are not streamed: fetch them once for the log.
+      backfilled = true;
+      api("GET", `/api/v1/executions/${encodeURIComponent(executionId)}/events`)
+        .then((body) => app.watcher === watcher && runPanel.setEvents(listOf(body, "events")))
+        .catch(() => {});
+    }
     app.liveRun = run;
     runPanel.update(run, watcher.mode);
     refreshOverlay();
@@ -624,8 +633,8 @@ function watch(executionId) {
     runPanel.update(watcher.run, mode);
     if (mode === "done") {
       api("GET", `/api/v1/executions/${encodeURIComponent(executionId)}/events`)
-        .then((events) => {
-          if (app.watcher === watcher && Array.isArray(events)) runPanel.setEvents(events);
+        .then((body) => {
+          if (app.watcher === watcher) runPanel.setEvents(listOf(body, "events"));
         })
         .catch(() => {});
       history_.load();

@@ -146,6 +146,7 @@ export class ProcessDoc extends Emitter {
     doc.version = body.version ?? def.version ?? null;
     doc.latest = Math.max(
       Number(body.latest_version ?? body.current_version ?? 0),
+      ...(Array.isArray(body.versions) ? body.versions.map((v) => Number(v?.version ?? v) || 0) : [0]),
       Number(doc.version ?? 0),
       Number(fallback.latest ?? 0),
     );

@@ -48,7 +48,20 @@ export class Navigator extends Emitter {
 
   async load() {
     try {
-      this.projects = normalizeProjects(await api("GET", "/api/v1/projects"));
+      // Projects give the tree; the process list gives each process's latest version.
+      const [tree, processes] = await Promise.all([
+        api("GET", "/api/v1/projects"),
+        api("GET", "/api/v1/processes").catch(() => null),
+      ]);
+      this.projects = normalizeProjects(tree);
+      const latest = new Map(
+        listOf(processes, "processes").map((p) => [p.process_id ?? p.id, Number(p.latest_version ?? p.version ?? 0) || null]),
+      );
+      for (const project of this.projects) {
+        for (const app of project.apps) {
+          for (const process of app.processes) process.version = latest.get(process.id) ?? process.version;
+        }
+      }
       this.error = null;
     } catch (err) {
       this.error = err.message;

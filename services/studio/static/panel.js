@@ -49,7 +49,7 @@ function summary(run, { mode, extra } = {}) {
     "div",
     { class: "summary-row" },
     statePill(run.status),
-    h("div", { class: "kv" }, h("span", { class: "k" }, "Execution"), h("span", { class: "v mono", "data-execution-id": run.execution_id }, run.execution_id ?? "")),
+    h("div", { class: "kv" }, h("span", { class: "k" }, "Execution"), h("span", { class: "v mono", "data-execution-id": run.execution_id, title: run.execution_id ?? "" }, shortId(run.execution_id))),
     run.version ? h("div", { class: "kv" }, h("span", { class: "k" }, "Version"), h("span", { class: "v" }, `v${run.version}`)) : null,
     run.started_at ? h("div", { class: "kv" }, h("span", { class: "k" }, "Started"), h("span", { class: "v" }, clockTime(run.started_at))) : null,
     run.started_at && run.completed_at ? h("div", { class: "kv" }, h("span", { class: "k" }, "Took"), h("span", { class: "v" }, duration(run.started_at, run.completed_at))) : null,
@@ -111,7 +111,9 @@ export class RunPanel extends Emitter {
   }
 
   setEvents(events) {
-    this.events = [...events];
+    const bySeq = new Map([...this.events, ...events].map((e) => [Number(e.seq), e]));
+    this.events = [...bySeq.values()].sort((a, b) => Number(a.seq) - Number(b.seq));
+    events = this.events;
     clear(this.logEl);
     for (const event of events) this.logEl.append(eventRow(event, { onClick: (e) => this.emit("focus", elementOf(e)) }));
     this.logEl.scrollTop = this.logEl.scrollHeight;
@@ -125,7 +127,7 @@ function normalizeExecution(raw) {
     version: raw.version ?? null,
     started_at: raw.started_at ?? raw.created_at ?? raw.at ?? null,
     completed_at: raw.completed_at ?? raw.finished_at ?? null,
-    created_by: raw.created_by ?? raw.actor ?? null,
+    created_by: raw.started_by ?? raw.created_by ?? raw.actor ?? null,
     rerun_of: raw.rerun_of ?? null,
   };
 }

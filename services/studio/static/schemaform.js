@@ -75,7 +75,8 @@ export function kindOf(name, schema, root, context = {}) {
 }
 
 function humanize(name) {
-  return name.replace(/_s$/, " (s)").replace(/_/g, " ");
+  const words = name.replace(/_s$/, " (seconds)").replace(/_/g, " ");
+  return words.charAt(0).toUpperCase() + words.slice(1);
 }
 
 function isEmpty(value) {
@@ -219,14 +220,14 @@ function field(name, schema, root, value, required, set, options) {
     }
     case "enum": {
       wrap.append(labelFor(name, schema, required, root));
+      const blank = node.default !== undefined && node.default !== null ? `default (${node.default})` : required ? "choose…" : "—";
       const select = h(
         "select",
         { "data-param": name, onChange: (e) => set(e.target.value === "" ? undefined : coerceEnum(e.target.value, node.enum)) },
-        required ? null : h("option", { value: "" }, node.default !== undefined ? `default (${node.default})` : "—"),
+        h("option", { value: "" }, blank),
         ...node.enum.map((opt) => h("option", { value: String(opt) }, String(opt))),
       );
-      select.value = value === undefined || value === null ? (required ? String(node.default ?? node.enum[0]) : "") : String(value);
-      if (required && (value === undefined || value === null)) queueMicrotask(() => set(coerceEnum(select.value, node.enum)));
+      select.value = value === undefined || value === null ? "" : String(value);
       wrap.append(select);
       break;
     }
@@ -237,7 +238,7 @@ function field(name, schema, root, value, required, set, options) {
     case "group": {
       const inner = value && typeof value === "object" ? structuredClone(value) : {};
       const details = h("details", { class: "field-group", open: value ? true : undefined });
-      details.append(h("summary", {}, humanize(name), h("code", { class: "field-key" }, name), value ? null : h("span", { class: "muted small" }, " · not set")));
+      details.append(h("summary", {}, h("span", {}, humanize(name)), h("code", { class: "field-key" }, name), value ? null : h("span", { class: "muted small" }, "not set")));
       const props = node.properties ?? {};
       for (const sub of Object.keys(props)) {
         details.append(
