@@ -14,7 +14,7 @@ import tempfile
 
 import psycopg
 
-from bench import engine_bench, store_bench
+from bench import engine_bench, replay_bench, store_bench
 from infra.store.postgres import parse_postgres_url
 
 
@@ -52,6 +52,22 @@ def main() -> None:
         figures = asyncio.run(engine_bench.run(f"{url}?schema={schema}", parked_count=10_000))
         engine_bench.print_figures("PostgreSQL", figures)
     except Exception as exc:  # the bench reports an absent server, it doesn't fail on it
+        print(f"\nPostgreSQL: unavailable ({exc})")
+    finally:
+        with contextlib.suppress(psycopg.OperationalError):
+            _drop(url, schema)
+    _replay_tooling(workdir, url)
+
+
+def _replay_tooling(workdir: str, url: str) -> None:
+    replay_bench.print_seal_cost()
+    sqlite = f"sqlite:///{workdir}/replay.db"
+    replay_bench.print_figures("SQLite", asyncio.run(replay_bench.run(sqlite)))
+    schema = f"loombench_{secrets.token_hex(4)}"
+    try:
+        figures = asyncio.run(replay_bench.run(f"{url}?schema={schema}"))
+        replay_bench.print_figures("PostgreSQL", figures)
+    except Exception as exc:  # as above: an absent server is reported
         print(f"\nPostgreSQL: unavailable ({exc})")
     finally:
         with contextlib.suppress(psycopg.OperationalError):

@@ -1,15 +1,15 @@
-"""`loom`: serve the product, mint dev tokens, audit and replay executions."""
+"""`loom`: serve the product, mint dev tokens, audit, replay and re-run executions."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from typing import Any
-from uuid import UUID
 
 import msgspec
 
 from infra.settings import Settings
+from services.tools import commands as tools
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,12 +23,18 @@ def main(argv: list[str] | None = None) -> int:
     token.add_argument("--tenant", required=True)
     token.add_argument("--sub", default="dev")
     token.add_argument("--ttl", type=int, default=86400)
-    for name in ("replay", "audit"):
-        cmd = sub.add_parser(name, help=f"{name} an execution from its events")
-        cmd.add_argument("--tenant", required=True)
-        cmd.add_argument("execution_id")
-        if name == "audit":
-            cmd.add_argument("--json", action="store_true")
+    tools.add_parsers(sub)  # audit, replay, executions, state, diff, export, import
+    rerun = sub.add_parser(
+        "rerun", help="re-run an execution from an element (asks the running Loom's API)"
+    )
+    rerun.add_argument("--tenant", required=True)
+    rerun.add_argument("execution_id")
+    rerun.add_argument("--from", dest="from_key", required=True, metavar="KEY")
+    rerun.add_argument("--version", type=int, help="process version (default: the original's)")
+    rerun.add_argument("--input", help="JSON input (default: the original's)")
+    rerun.add_argument("--sub", default="dev", help="the actor recorded (for a minted token)")
+    rerun.add_argument("--url", help="Loom's base URL (default: http://LOOM_HOST:LOOM_PORT)")
+    rerun.add_argument("--token", help="a bearer token (default: one minted for --tenant/--sub)")
     projections = sub.add_parser("projections", help="read-model maintenance")
     projections.add_argument("action", choices=["rebuild"])
     projections.add_argument("--tenant", required=True)
@@ -38,23 +44,28 @@ def main(argv: list[str] | None = None) -> int:
         return _serve(settings, args.role)
     if args.command == "token":
         return _token(settings, args.tenant, args.sub, args.ttl)
-    if args.command == "replay":
-        return _replay(settings, args.tenant, args.execution_id)
-    if args.command == "audit":
-        return _audit(settings, args.tenant, args.execution_id, args.json)
+    if args.command in tools.COMMANDS:
+        return tools.run(settings, args)
+    if args.command == "rerun":
+        return _rerun(settings, args)
     return _rebuild(settings, args.tenant)
 
 
 def _serve(settings: Settings, role: str) -> int:
+    """Serve one role (distributed, needs LOOM_NATS_URL) or all of them (`all`)."""
     import uvicorn
 
     from infra.auth import mint_token
     from infra.logging import configure_logging
-    from services.bootstrap import Loom, web_app
+    from services.bootstrap import ROLES, Loom, web_app
 
-    if role != "all":
+    if role != "all" and settings.nats_url is None:
+        print(f"role {role!r} runs apart only over NATS: set LOOM_NATS_URL", file=sys.stderr)
+        return 2
+    if role != "all" and settings.database_url.startswith("sqlite:"):
         print(
-            f"role {role!r} needs LOOM_NATS_URL (distributed mode is not built yet)",
+            f"role {role!r} shares its store with other processes: "
+            "set LOOM_DATABASE_URL to a postgresql:// URL",
             file=sys.stderr,
         )
         return 2
@@ -64,8 +75,11 @@ def _serve(settings: Settings, role: str) -> int:
     log = structlog.get_logger("loom")
     if settings.jwt_secret_is_dev:
         log.warning("LOOM_JWT_SECRET is not set: using the dev secret; never do this in production")
-    app = web_app(Loom(settings))
-    if settings.jwt_secret_is_dev or settings.jwt_public_key is None:
+    loom = Loom(settings, roles=ROLES if role == "all" else (role,))
+    if role in ("engine", "projector"):
+        return _run_headless(loom, role)
+    app = web_app(loom)
+    if role != "gateway" and (settings.jwt_secret_is_dev or settings.jwt_public_key is None):
         token = mint_token(settings.jwt_secret, "dev", "dev")
         base = f"http://{settings.host}:{settings.port}"
         print(
@@ -73,7 +87,38 @@ def _serve(settings: Settings, role: str) -> int:
             f"  try:    curl -H 'Authorization: Bearer {token}' {base}/api/v1/element-types\n",
             flush=True,
         )
-    uvicorn.run(app, host=settings.host, port=settings.port, log_config=None)
+    # Heartbeats: WebSocket ping frames every 20 s; a client silent for 20 s more is dropped.
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        ws_ping_interval=20.0,
+        ws_ping_timeout=20.0,
+    )
+    return 0
+
+
+def _run_headless(loom: Any, role: str) -> int:
+    """A role without HTTP: run until SIGINT or SIGTERM, then stop cleanly."""
+    import asyncio
+    import signal
+
+    import structlog
+
+    async def run() -> None:
+        stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stopping.set)
+        await loom.start()
+        structlog.get_logger("loom").info("role started", role=role)
+        try:
+            await stopping.wait()
+        finally:
+            await loom.stop()
+
+    asyncio.run(run())
     return 0
 
 
@@ -87,76 +132,38 @@ def _token(settings: Settings, tenant: str, sub: str, ttl: int) -> int:
     return 0
 
 
-def _history(settings: Settings, tenant: str, execution_id: str) -> tuple[Any, list[Any]] | None:
-    from infra.store import open_event_store
-    from infra.store.naming import validate_tenant
+def _rerun(settings: Settings, args: argparse.Namespace) -> int:
+    import httpx
 
+    from infra.auth import is_valid_tenant_id, mint_token
+
+    body: dict[str, Any] = {"from": args.from_key}
+    if args.version is not None:
+        body["version"] = args.version
+    if args.input is not None:
+        try:
+            body["input"] = msgspec.json.decode(args.input)
+        except msgspec.DecodeError as exc:
+            print(f"error: --input is not JSON: {exc}", file=sys.stderr)
+            return 2
+    if not is_valid_tenant_id(args.tenant):
+        print(f"invalid tenant id {args.tenant!r}", file=sys.stderr)
+        return 2
+    token = args.token
+    if token is None:
+        if settings.jwt_public_key is not None:
+            print("error: pass --token (this Loom verifies tokens it cannot mint)", file=sys.stderr)
+            return 2
+        token = mint_token(settings.jwt_secret, args.tenant, args.sub)
+    base = args.url or f"http://{settings.host}:{settings.port}"
+    url = f"{base.rstrip('/')}/api/v1/executions/{args.execution_id}/rerun"
     try:
-        validate_tenant(tenant)
-        stream = UUID(execution_id)
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return None
-    store = open_event_store(settings.database_url)
-    history = store.read(tenant, stream)
-    if not history:
-        print(f"execution {execution_id} not found in tenant {tenant}", file=sys.stderr)
-        return None
-    return store, history
-
-
-def _replay(settings: Settings, tenant: str, execution_id: str) -> int:
-    from domain.events import ExecutionStarted
-    from domain.replay import replay
-    from services.catalog import DefinitionCatalog
-
-    found = _history(settings, tenant, execution_id)
-    if found is None:
+        response = httpx.post(url, json=body, headers={"Authorization": f"Bearer {token}"})
+    except httpx.HTTPError as exc:
+        print(f"error: cannot reach Loom at {base}: {exc}", file=sys.stderr)
         return 2
-    store, history = found
-    started = history[0].event
-    if not isinstance(started, ExecutionStarted):
-        print(f"{execution_id} is not an execution", file=sys.stderr)
-        return 2
-    catalog = DefinitionCatalog(store)
-    graph = catalog.graph_of(tenant, catalog.load(tenant, started.process_id), started.version)
-    report = replay(execution_id, graph, [r.event for r in history])
-    if report.deterministic:
-        print(f"deterministic: {report.events} events, every decision matches history")
-        return 0
-    d = report.divergence
-    assert d is not None
-    print(f"diverges at event {d.seq}: {d.reason}")
-    print(f"  history: {msgspec.json.encode(d.expected).decode()}")
-    print(f"  code:    {msgspec.json.encode(d.decided).decode()}")
-    return 1
-
-
-def _audit(settings: Settings, tenant: str, execution_id: str, as_json: bool) -> int:
-    from domain.events import event_data, event_type
-
-    found = _history(settings, tenant, execution_id)
-    if found is None:
-        return 2
-    for r in found[1]:
-        e = r.event
-        row = {
-            "seq": r.seq,
-            "at": e.at,
-            "actor": e.actor,
-            "type": event_type(e),
-            "element": getattr(e, "element", None),
-            "data": event_data(e),
-        }
-        if as_json:
-            print(msgspec.json.encode(row).decode())
-        else:
-            summary = msgspec.json.encode(row["data"]).decode()
-            summary = summary if len(summary) <= 80 else summary[:77] + "..."
-            print(
-                f"{r.seq:>5}  {e.at}  {e.actor:<12} {row['type']:<20} {row['element'] or '-':<16} {summary}"
-            )
-    return 0
+    print(response.text)
+    return 0 if response.status_code == 202 else 1
 
 
 def _rebuild(settings: Settings, tenant: str) -> int:

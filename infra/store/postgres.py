@@ -120,7 +120,7 @@ class _Partition(NamedTuple):
 
     recorder: _TenantRecorder
     read: sql.Composed
-    count_heads: sql.Composed
+    head_hashes: sql.Composed
 
 
 class PostgresEventStore:
@@ -181,17 +181,21 @@ class PostgresEventStore:
         return self._datastore.pool
 
     def append(self, tenant: str, appends: Sequence[Append]) -> list[int]:
-        batch = codec.encode_appends(appends)
+        heads = codec.chain_heads(appends)
         partition = self._partition(tenant)
-        if not batch.events:
+        if not any(append.events for append in appends):
             return []
-        # A stream only grows: a head that exists now still exists at the
-        # insert, so this check may run before the write transaction.
-        if batch.heads and self._count_heads(partition, batch.heads) != len(batch.heads):
+        # A stream only grows and a stored event never changes: a head read now
+        # is still there, unchanged, at the insert, so this read (which checks
+        # the heads exist and fetches the hashes the new events chain over) may
+        # run before the write transaction.
+        hashes = self._head_hashes(partition, heads) if heads else {}
+        if len(hashes) != len(heads):
             raise ConcurrencyError(f"a stream of tenant {tenant!r} has not reached `after`")
+        events = codec.encode_appends(appends, hashes)
         with _unavailable_on_failure():
             try:
-                ids = partition.recorder.insert_events(batch.events)
+                ids = partition.recorder.insert_events(events)
             except IntegrityError as error:
                 raise ConcurrencyError(f"a stream of tenant {tenant!r} moved on") from error
         assert ids is not None
@@ -210,6 +214,12 @@ class PostgresEventStore:
             RecordedEvent(stream_id, row[0], event) for row, event in zip(rows, events, strict=True)
         ]
 
+    def read_states(self, tenant: str, stream_id: UUID) -> list[tuple[int, bytes]]:
+        """The stream's (seq, stored state) undecoded, in seq order (for the hash chain)."""
+        statement = self._partition(tenant).read
+        rows = self._fetch(statement, (stream_id, 0, None), binary=True)
+        return [(row[0], bytes(row[1])) for row in rows]
+
     def read_all(self, tenant: str, *, after: int = 0, limit: int = 1000) -> list[RecordedEvent]:
         recorder = self._partition(tenant).recorder
         with _unavailable_on_failure():
@@ -220,6 +230,21 @@ class PostgresEventStore:
         return [
             RecordedEvent(_as_uuid(n.originator_id), n.originator_version, event, n.id)
             for n, event in zip(notifications, events, strict=True)
+        ]
+
+    def read_all_states(
+        self, tenant: str, *, after: int = 0, limit: int = 1000, topics: Sequence[str] = ()
+    ) -> list[codec.StoredState]:
+        """As `read_all`, undecoded and only of the event types named in `topics` if any:
+        the stored states with their positions (for export and the tools)."""
+        recorder = self._partition(tenant).recorder
+        with _unavailable_on_failure():
+            notifications: Sequence[Notification] = recorder.select_notifications(
+                start=after + 1, limit=limit, topics=topics
+            )
+        return [
+            codec.StoredState(n.id, _as_uuid(n.originator_id), n.originator_version, bytes(n.state))
+            for n in notifications
         ]
 
     def max_position(self, tenant: str) -> int:
@@ -274,11 +299,13 @@ class PostgresEventStore:
             "AND originator_version <= coalesce(%s::bigint, 9223372036854775807) "
             "ORDER BY originator_version"
         ).format(qualified)
-        count_heads = sql.SQL(
-            "SELECT count(*) FROM {} WHERE (originator_id, originator_version) "
+        head_hashes = sql.SQL(
+            "SELECT originator_id, originator_version, "
+            "substring(state from greatest(octet_length(state) - {}, 1)) "
+            "FROM {} WHERE (originator_id, originator_version) "
             "IN (SELECT * FROM unnest(%s::uuid[], %s::bigint[]))"
-        ).format(qualified)
-        return _Partition(recorder, read, count_heads)
+        ).format(sql.Literal(codec.SEAL_LEN - 1), qualified)
+        return _Partition(recorder, read, head_hashes)
 
     def _ensure_schema(self) -> None:
         if self._schema_ready:
@@ -299,11 +326,13 @@ class PostgresEventStore:
                     raise
         self._schema_ready = True
 
-    def _count_heads(self, partition: _Partition, heads: list[tuple[UUID, int]]) -> int:
+    def _head_hashes(
+        self, partition: _Partition, heads: list[tuple[UUID, int]]
+    ) -> dict[tuple[UUID, int], str]:
+        """The hash each existing head chains its successor over (missing heads are absent)."""
         streams, seqs = [h[0] for h in heads], [h[1] for h in heads]
-        rows = self._fetch(partition.count_heads, (streams, seqs))
-        count: int = rows[0][0]
-        return count
+        rows = self._fetch(partition.head_hashes, (streams, seqs))
+        return {(row[0], row[1]): codec.chain_over(row[0], bytes(row[2])) for row in rows}
 
     def _fetch(
         self, statement: sql.Composed, params: Sequence[object], *, binary: bool = False

@@ -32,17 +32,21 @@ class SQLiteEventStore:
         self._registry_ready = False
 
     def append(self, tenant: str, appends: Sequence[Append]) -> list[int]:
-        batch = codec.encode_appends(appends)
+        heads = codec.chain_heads(appends)
         recorder = self._recorder(tenant)
-        if not batch.events:
+        if not any(append.events for append in appends):
             return []
         with _unavailable_on_failure():
-            # A stream only grows: a head that exists now still exists at the
-            # insert, so this check may run before the write transaction.
-            if batch.heads and self._count_heads(recorder, batch.heads) != len(batch.heads):
+            # A stream only grows and a stored event never changes: a head read
+            # now is still there, unchanged, at the insert, so this read (which
+            # checks the heads exist and fetches the hashes the new events chain
+            # over) may run before the write transaction.
+            hashes = self._head_hashes(recorder, heads) if heads else {}
+            if len(hashes) != len(heads):
                 raise ConcurrencyError(f"a stream of tenant {tenant!r} has not reached `after`")
+            events = codec.encode_appends(appends, hashes)
             try:
-                ids = recorder.insert_events(batch.events)
+                ids = recorder.insert_events(events)
             except IntegrityError as error:
                 raise ConcurrencyError(f"a stream of tenant {tenant!r} moved on") from error
         assert ids is not None
@@ -51,6 +55,19 @@ class SQLiteEventStore:
     def read(
         self, tenant: str, stream_id: UUID, *, after: int = 0, upto: int | None = None
     ) -> list[RecordedEvent]:
+        rows = self._stream_rows(tenant, stream_id, after, upto)
+        events = codec.decode_many([row[1] for row in rows])
+        return [
+            RecordedEvent(stream_id, row[0], event) for row, event in zip(rows, events, strict=True)
+        ]
+
+    def read_states(self, tenant: str, stream_id: UUID) -> list[tuple[int, bytes]]:
+        """The stream's (seq, stored state) undecoded, in seq order (for the hash chain)."""
+        return [(row[0], bytes(row[1])) for row in self._stream_rows(tenant, stream_id, 0, None)]
+
+    def _stream_rows(
+        self, tenant: str, stream_id: UUID, after: int, upto: int | None
+    ) -> list[tuple[int, bytes]]:
         recorder = self._recorder(tenant)
         # The recorder's select_events builds a StoredEvent and a UUID per row;
         # replay reads whole streams, so select the two needed columns directly.
@@ -66,11 +83,8 @@ class SQLiteEventStore:
         with _unavailable_on_failure(), self._datastore.transaction(commit=False) as cursor:
             cursor.sqlite_cursor.row_factory = None  # plain tuples: cheaper than sqlite3.Row
             cursor.execute(statement, params)
-            rows = cursor.sqlite_cursor.fetchall()
-        events = codec.decode_many([row[1] for row in rows])
-        return [
-            RecordedEvent(stream_id, row[0], event) for row, event in zip(rows, events, strict=True)
-        ]
+            rows: list[tuple[int, bytes]] = cursor.sqlite_cursor.fetchall()
+        return rows
 
     def read_all(self, tenant: str, *, after: int = 0, limit: int = 1000) -> list[RecordedEvent]:
         recorder = self._recorder(tenant)
@@ -80,6 +94,21 @@ class SQLiteEventStore:
         return [
             RecordedEvent(_as_uuid(n.originator_id), n.originator_version, event, n.id)
             for n, event in zip(notifications, events, strict=True)
+        ]
+
+    def read_all_states(
+        self, tenant: str, *, after: int = 0, limit: int = 1000, topics: Sequence[str] = ()
+    ) -> list[codec.StoredState]:
+        """As `read_all`, undecoded and only of the event types named in `topics` if any:
+        the stored states with their positions (for export and the tools)."""
+        recorder = self._recorder(tenant)
+        with _unavailable_on_failure():
+            notifications = recorder.select_notifications(
+                start=after + 1, limit=limit, topics=topics
+            )
+        return [
+            codec.StoredState(n.id, _as_uuid(n.originator_id), n.originator_version, bytes(n.state))
+            for n in notifications
         ]
 
     def max_position(self, tenant: str) -> int:
@@ -121,17 +150,24 @@ class SQLiteEventStore:
                 cursor.execute(f"CREATE TABLE IF NOT EXISTS {_REGISTRY} (tenant TEXT PRIMARY KEY)")
             self._registry_ready = True
 
-    def _count_heads(
+    def _head_hashes(
         self, recorder: SQLiteApplicationRecorder, heads: list[tuple[UUID, int]]
-    ) -> int:
+    ) -> dict[tuple[UUID, int], str]:
+        """The hash each existing head chains its successor over (missing heads are absent)."""
         condition = " OR ".join(["(originator_id=? AND originator_version=?)"] * len(heads))
         params = [value for stream_id, seq in heads for value in (stream_id.hex, seq)]
         with self._datastore.transaction(commit=False) as cursor:
             cursor.execute(
-                f"SELECT COUNT(*) FROM {recorder.events_table_name} WHERE {condition}", params
+                f"SELECT originator_id, originator_version, substr(state, -{codec.SEAL_LEN}) "
+                f"FROM {recorder.events_table_name} WHERE {condition}",
+                params,
             )
-            count: int = cursor.fetchone()[0]
-        return count
+            rows = cursor.fetchall()
+        found = {}
+        for row in rows:
+            stream_id = _as_uuid(row[0])
+            found[(stream_id, row[1])] = codec.chain_over(stream_id, bytes(row[2]))
+        return found
 
 
 def _as_uuid(originator_id: UUID | str) -> UUID:

@@ -1,0 +1,428 @@
+"""The tools on the command line: argument parsing, printing, exit codes.
+
+Exit codes: 0 all good; 1 a finding (a divergence, a broken chain, two
+executions that differ, a what-if whose path parts); 2 bad input or nothing
+found (the message says which, on stderr).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TextIO
+from uuid import UUID
+
+import msgspec
+
+from domain.events import ExecutionStarted
+from domain.ports import StoreUnavailable
+from infra.settings import Settings
+from infra.store.naming import validate_tenant
+from services.tools import archive, audit, diff, replay, state, whatif
+from services.tools.history import STATUSES, Histories, ToolError
+
+COMMANDS = ("audit", "replay", "executions", "state", "diff", "export", "import")
+
+
+def add_parsers(sub: Any) -> None:
+    """Add the tools' subcommands to `loom`'s subparsers."""
+    cmd = sub.add_parser("audit", help="an execution's timeline; --verify checks its hash chain")
+    cmd.add_argument("--tenant", required=True)
+    cmd.add_argument("execution_id")
+    cmd.add_argument("--json", action="store_true", help="JSON lines, one per event")
+    cmd.add_argument("--verify", action="store_true", help="recompute the hash chain")
+
+    cmd = sub.add_parser(
+        "replay",
+        help="re-make an execution's decisions from its events; --all: every one of a tenant; "
+        "--version/--definition: what another definition would have done",
+    )
+    cmd.add_argument("--tenant", required=True)
+    cmd.add_argument("execution_id", nargs="?")
+    cmd.add_argument("--all", action="store_true", help="every execution of the tenant")
+    what = cmd.add_mutually_exclusive_group()
+    what.add_argument("--version", type=int, help="what-if: this version of the process")
+    what.add_argument("--definition", metavar="FILE", help="what-if: a definition in a file")
+
+    cmd = sub.add_parser("executions", help="list a tenant's executions")
+    cmd.add_argument("--tenant", required=True)
+    cmd.add_argument("--process", metavar="PROCESS_ID")
+    cmd.add_argument("--status", choices=STATUSES)
+    cmd.add_argument("--json", action="store_true", help="JSON lines")
+
+    cmd = sub.add_parser("state", help="an execution's state after one of its events")
+    cmd.add_argument("--tenant", required=True)
+    cmd.add_argument("execution_id")
+    cmd.add_argument("--at", type=int, metavar="SEQ", help="after this event (default: the last)")
+    cmd.add_argument("--json", action="store_true")
+
+    cmd = sub.add_parser("diff", help="two executions element by element")
+    cmd.add_argument("--tenant", required=True)
+    cmd.add_argument("execution_ids", nargs=2, metavar="ID")
+    cmd.add_argument("--json", action="store_true")
+
+    cmd = sub.add_parser("export", help="a tenant's events as JSON lines, in order")
+    cmd.add_argument("--tenant", required=True)
+    cmd.add_argument("--since", metavar="TIME", help="only events at or after this ISO 8601 time")
+    cmd.add_argument("--output", "-o", metavar="FILE", help="write here instead of stdout")
+
+    cmd = sub.add_parser("import", help="load an export into an empty store")
+    cmd.add_argument("file", metavar="FILE")
+    cmd.add_argument("--tenant", help="load into this tenant (default: the file's)")
+
+
+def run(settings: Settings, args: argparse.Namespace) -> int:
+    """Run one tool command; every refusal is a message on stderr and exit 2."""
+    handler = _HANDLERS[args.command]
+    try:
+        return handler(settings, args)
+    except ToolError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+    except FileNotFoundError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+    except StoreUnavailable as exc:
+        print(f"error: the event store is unavailable: {exc}", file=sys.stderr)
+    return 2
+
+
+@contextmanager
+def _histories(settings: Settings, *, create: bool = False) -> Iterator[Histories]:
+    from services.bootstrap import open_store
+
+    store = open_store(settings, create=create)
+    try:
+        yield Histories(store)
+    finally:
+        store.close()
+
+
+# --- audit ------------------------------------------------------------------------------
+
+
+def _audit(settings: Settings, args: argparse.Namespace) -> int:
+    with _histories(settings) as histories:
+        rows = histories.states(args.tenant, args.execution_id)
+    if args.verify:
+        return _verify(args, rows)
+    lines = audit.timeline(rows)
+    if args.json:
+        for row in lines:
+            _print_json(row)
+        return 0
+    first = lines[0]
+    if first.type == "ExecutionStarted":
+        data = first.data
+        print(
+            f"execution {args.execution_id}  process {data['process_id']} v{data['version']}  "
+            f"started by {first.actor} at {first.at}"
+        )
+    for row in lines:
+        print(
+            f"{row.seq:>5}  {row.at or '?':<27} {row.actor or '?':<12} {row.type:<20} "
+            f"{row.element or '-':<16} {row.summary}"
+        )
+    return 0
+
+
+def _verify(args: argparse.Namespace, rows: list[tuple[int, bytes]]) -> int:
+    report = audit.verify_chain(UUID(args.execution_id), rows)
+    if args.json:
+        _print_json({**msgspec.to_builtins(report), "intact": report.intact})
+    elif report.first_break is not None:
+        found = report.first_break
+        print(f"tampered: first bad event {found.seq} ({found.kind}): {found.detail}")
+    elif not report.intact:
+        print(
+            f"unverifiable: {report.events - report.sealed} of {report.events} events were "
+            "stored before the hash chain existed"
+        )
+    else:
+        print(f"intact: {report.events} events, every hash chains; head {report.head}")
+    return 0 if report.intact else 1
+
+
+# --- replay and what-if -----------------------------------------------------------------
+
+
+def _replay(settings: Settings, args: argparse.Namespace) -> int:
+    if args.all:
+        if args.execution_id or args.version is not None or args.definition:
+            raise ToolError("--all replays every execution: give no ID, --version or --definition")
+        return _replay_all(settings, args.tenant)
+    if not args.execution_id:
+        raise ToolError("give an execution ID, or --all")
+    with _histories(settings) as histories:
+        if args.version is not None or args.definition:
+            report = whatif.what_if(
+                histories,
+                args.tenant,
+                args.execution_id,
+                version=args.version,
+                definition_file=args.definition,
+            )
+            return _print_what_if(report)
+        outcome = replay.replay_one(histories, args.tenant, args.execution_id)
+    if outcome.divergence is None:
+        print(f"deterministic: {outcome.events} events, every decision matches history")
+        return 0
+    for line in replay.describe(outcome.divergence):
+        print(line)
+    return 1
+
+
+def _replay_all(settings: Settings, tenant: str) -> int:
+    with _histories(settings) as histories:
+        report = replay.replay_tenant(histories, tenant, _progress_bar(sys.stderr))
+    for failure in report.failures:
+        if failure.error is not None:
+            print(f"{failure.execution_id}: cannot replay: {failure.error}")
+        else:
+            assert failure.divergence is not None
+            d = failure.divergence
+            print(f"{failure.execution_id}: diverges at event {d.seq}: {d.reason}")
+    deterministic = report.executions - len(report.failures)
+    print(
+        f"replayed {report.executions} executions, {report.events} events in "
+        f"{report.seconds:.2f} s ({report.events_per_s:,.0f} events/s): "
+        f"{deterministic} deterministic, {len(report.failures)} not"
+    )
+    return 0 if not report.failures else 1
+
+
+def _progress_bar(out: TextIO) -> Callable[[int, int, int], None]:
+    """A bar redrawn in place on a terminal; elsewhere a line at every tenth."""
+    live = out.isatty()
+    width = 30
+
+    def show(done: int, total: int, failed: int) -> None:
+        if live:
+            filled = width * done // max(total, 1)
+            bar = "#" * filled + "." * (width - filled)
+            end = "\n" if done == total else ""
+            out.write(f"\r[{bar}] {done}/{total} executions, {failed} not deterministic{end}")
+            out.flush()
+        elif done == total or done % max(total // 10, 1) == 0:
+            print(f"replayed {done}/{total} executions, {failed} not deterministic", file=out)
+
+    return show
+
+
+def _print_what_if(report: whatif.WhatIfReport) -> int:
+    print(f"what-if: execution {report.execution_id} through {report.against}")
+    if report.parting is None:
+        print("the paths do not part: the new definition decides what history holds")
+    else:
+        for line in replay.describe(report.parting):
+            print(line.replace("diverges at", "paths part at").replace("code:   ", "new:    "))
+    sections = (
+        ("would run", report.would_run),
+        ("would not run", report.would_not_run),
+        ("would end otherwise", report.differs),
+        ("undecided (after an effect that would run)", report.undecided),
+    )
+    for title, items in sections:
+        if items:
+            print(f"{title}:")
+            for item in items:
+                print(f"  {_reached(item)}")
+    if report.stopped_at is not None:
+        print(
+            f"note: history stops replaying under its own definition at event "
+            f"{report.stopped_at} (see `loom replay`): later facts were not fed"
+        )
+    print(
+        f"new path: {report.status} after {report.facts_used} of {report.facts} recorded "
+        "outside facts; no effect was performed"
+    )
+    return 0 if report.same_path else 1
+
+
+def _reached(item: whatif.Reached) -> str:
+    text = f"{item.key:<16} {item.state:<10} (history: {item.history})"
+    if item.request is not None:
+        text += f" request {_json(item.request)}"
+    elif item.state == "completed":
+        text += f" -> {item.port} {_short(item.output)}"
+    if item.note:
+        text += f"  -- {item.note}"
+    return text
+
+
+# --- executions, state, diff ------------------------------------------------------------
+
+
+def _executions(settings: Settings, args: argparse.Namespace) -> int:
+    with _histories(settings) as histories:
+        if not histories.check_tenant(args.tenant):
+            raise ToolError(f"tenant {args.tenant} has no events")
+        found = [
+            s
+            for s in histories.executions(args.tenant)
+            if (args.process is None or s.process_id == args.process)
+            and (args.status is None or s.status == args.status)
+        ]
+    for summary in found:
+        if args.json:
+            _print_json(summary)
+        else:
+            print(
+                f"{summary.execution_id}  {summary.status:<9}  {summary.started_at}  "
+                f"{summary.started_by:<12} process {summary.process_id} v{summary.version}"
+            )
+    if not args.json:
+        print(f"{len(found)} executions", file=sys.stderr)
+    return 0
+
+
+def _state(settings: Settings, args: argparse.Namespace) -> int:
+    with _histories(settings) as histories:
+        history = [r.event for r in histories.events(args.tenant, args.execution_id)]
+        started = history[0]
+        assert isinstance(started, ExecutionStarted)  # `events` only answers executions
+        graph = histories.graph(args.tenant, started)
+    try:
+        doc = state.state_at(args.execution_id, graph, history, args.at)
+    except state.StateRefused as exc:
+        raise ToolError(str(exc)) from None
+    if args.json:
+        _print_json(doc)
+        return 0
+    event = doc["event"]
+    print(
+        f"execution {doc['execution_id']} after event {doc['at']} of {doc['events']} "
+        f"({event['type']} {event['element'] or ''} at {event['at']})"
+    )
+    print(f"status: {doc['status']}")
+    print(f"stack (next first): {' '.join(doc['stack']) or '(empty)'}")
+    for key, node in doc["nodes"].items():
+        detail = ""
+        if node["state"] == "completed":
+            detail = f"-> {node['port']} {_json(node['output'])}"
+        elif node["error"]:
+            detail = f"error: {node['error']}"
+        if node["wake_at"]:
+            detail += f" wakes at {node['wake_at']}"
+        print(f"  {key:<16} {node['state']:<10} attempts {node['attempts']}  {detail}".rstrip())
+    for flight in doc["in_flight"]:
+        print(f"in flight: {flight['element']} attempt {flight['attempt']}")
+    if doc["output"] is not None:
+        print(f"output: {_json(doc['output'])}")
+    if doc["error"]:
+        print(f"error: {doc['error']}")
+    return 0
+
+
+def _diff(settings: Settings, args: argparse.Namespace) -> int:
+    left_id, right_id = args.execution_ids
+    with _histories(settings) as histories:
+        left = histories.events(args.tenant, left_id)
+        right = histories.events(args.tenant, right_id)
+    report = diff.diff(left_id, left, right_id, right)
+    if args.json:
+        _print_json({**msgspec.to_builtins(report), "same": report.same})
+        return 0 if report.same else 1
+    for side, header in (("A", report.left), ("B", report.right)):
+        print(
+            f"{side}: {header['execution_id']}  process {header['process_id']} "
+            f"v{header['version']}  {header['status']}  {header['events']} events  "
+            f"{_seconds(header['duration_s'])}"
+        )
+    for element in report.elements:
+        mark = "  " if element.same else "≠ "
+        print(f"{mark}{element.key:<16} A {_side(element.left)}")
+        print(f"  {'':<16} B {_side(element.right)}")
+        if element.differs:
+            print(f"  {'':<16}   differs in {', '.join(element.differs)}")
+    found = report.first_divergence
+    if found is None:
+        print("same: every event decides the same")
+    else:
+        print(f"first divergence at event {found.seq}:")
+        print(f"  A: {_json(found.left) if found.left is not None else '(history ends)'}")
+        print(f"  B: {_json(found.right) if found.right is not None else '(history ends)'}")
+    return 0 if report.same else 1
+
+
+def _side(side: dict[str, Any] | None) -> str:
+    if side is None:
+        return "(never reached)"
+    text = f"{side['state']:<10} attempts {side['attempts']}  {_seconds(side['duration_s'])}"
+    if side["error"]:
+        text += f"  error: {side['error']}"
+    if side["state"] == "completed":
+        text += f"  -> {side['port']} {_short(side['output'])}"
+    return text
+
+
+def _short(value: Any, width: int = 60) -> str:
+    text = _json(value)
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def _seconds(value: float | None) -> str:
+    return "" if value is None else f"{value:.3f} s"
+
+
+# --- export, import ---------------------------------------------------------------------
+
+
+def _export(settings: Settings, args: argparse.Namespace) -> int:
+    since = None if args.since is None else archive.parse_since(args.since)
+    with _histories(settings) as histories:
+        lines = archive.export_lines(histories, args.tenant, since=since)
+        if args.output is None:
+            count = archive.write_export(lines, sys.stdout)
+        else:
+            try:
+                with open(args.output, "w", encoding="utf-8") as out:
+                    count = archive.write_export(lines, out)
+            except OSError as exc:
+                raise ToolError(f"cannot write {args.output}: {exc.strerror or exc}") from None
+    print(f"exported {count} events of tenant {args.tenant}", file=sys.stderr)
+    return 0
+
+
+def _import(settings: Settings, args: argparse.Namespace) -> int:
+    from services.bootstrap import open_status_store
+
+    if args.tenant is not None:
+        try:
+            validate_tenant(args.tenant)
+        except ValueError as exc:
+            raise ToolError(str(exc)) from None
+    with _histories(settings, create=True) as histories:
+        store = histories.store
+        report = archive.import_archive(
+            store, args.file, lambda: open_status_store(settings, store), tenant=args.tenant
+        )
+    print(
+        f"imported {report.events} events ({report.streams} streams) into tenant "
+        f"{report.tenant} in {report.seconds:.2f} s; read model: {report.folded} events folded"
+    )
+    if report.rehashed:
+        print(
+            f"note: {report.rehashed} events were stored in an older shape and hash anew",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def _print_json(value: Any) -> None:
+    print(msgspec.json.encode(value).decode())
+
+
+def _json(value: Any) -> str:
+    return msgspec.json.encode(value).decode()
+
+
+_HANDLERS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
+    "audit": _audit,
+    "replay": _replay,
+    "executions": _executions,
+    "state": _state,
+    "diff": _diff,
+    "export": _export,
+    "import": _import,
+}
