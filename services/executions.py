@@ -1,4 +1,4 @@
-"""Execution commands and queries: start (idempotently), status, list, events, cancel."""
+"""Execution commands and queries: start (idempotently), rerun, status, list, events, cancel."""
 
 from __future__ import annotations
 
@@ -12,13 +12,17 @@ import msgspec
 
 from domain.errors import InvalidCommand
 from domain.events import ExecutionStarted, event_data, event_type
+from domain.execution import Execution
 from domain.ports import ConcurrencyError, EventStore, StoreUnavailable
+from domain.rerun import RerunRefused, plan_rerun
 from projections.status import empty_status, fold_status
 from services.api.errors import Conflict, Invalid, NotFound, Unavailable
 from services.catalog import DefinitionCatalog, UnknownProcess
 from services.engine.engine import Engine, UnknownExecution
+from services.tools.state import StateRefused, state_at
 
 STATUSES = ("pending", "running", "completed", "failed", "cancelled")
+MAX_TIMEOUT_S = 366 * 24 * 3600
 
 
 class ExecutionService:
@@ -38,17 +42,19 @@ class ExecutionService:
         version: int | None,
         input: Any,
         idempotency_key: str | None = None,
+        timeout_s: float | None = None,
     ) -> dict[str, Any]:
+        _check_timeout(timeout_s)
         try:
             process = await asyncio.to_thread(self._catalog.load, tenant, process_id)
         except UnknownProcess:
             raise NotFound(f"process {process_id} not found") from None
         except StoreUnavailable as exc:
             raise Unavailable(f"the event store is unavailable: {exc}") from None
-        chosen = version or process.version
+        chosen = process.version if version is None else version
         if chosen not in process.versions:
             raise NotFound(f"process {process_id} has no version {chosen}")
-        request_hash = _request_hash(process_id, version, input)
+        request_hash = _request_hash(process_id, version, input, timeout_s)
         if idempotency_key is not None:
             if not 1 <= len(idempotency_key) <= 200:
                 raise Invalid("Idempotency-Key must be 1 to 200 characters")
@@ -63,6 +69,7 @@ class ExecutionService:
             input=input,
             idempotency_key=idempotency_key,
             request_hash=request_hash,
+            timeout_s=timeout_s,
         )
         try:
             execution = await self._engine.start(tenant, execution_id, started)
@@ -71,6 +78,73 @@ class ExecutionService:
         except StoreUnavailable as exc:
             raise Unavailable(f"the event store is unavailable: {exc}") from None
         return {"execution_id": execution_id, "status": execution.status}
+
+    async def rerun(
+        self,
+        tenant: str,
+        actor: str,
+        execution_id: str,
+        from_key: str,
+        version: int | None = None,
+        input: Any = msgspec.UNSET,
+        timeout_s: float | None = None,
+    ) -> dict[str, Any]:
+        """Start a new execution that reuses the recorded outputs of everything upstream
+        of `from_key` in execution `execution_id` and runs live from `from_key`.
+
+        `version` defaults to the earlier execution's, `input` (when given) replaces its
+        input. Refuses (422) an unknown element, or a version lacking elements whose
+        outputs would be reused.
+        """
+        _check_id(execution_id)
+        _check_timeout(timeout_s)
+        history = await _blocking(self._store.read, tenant, UUID(execution_id))
+        if not history or not isinstance(history[0].event, ExecutionStarted):
+            raise NotFound(f"execution {execution_id} not found")
+        first = history[0].event
+        try:
+            process = await asyncio.to_thread(self._catalog.load, tenant, first.process_id)
+        except UnknownProcess:
+            raise NotFound(f"process {first.process_id} not found") from None
+        except StoreUnavailable as exc:
+            raise Unavailable(f"the event store is unavailable: {exc}") from None
+        chosen = first.version if version is None else version
+        if chosen not in process.versions:
+            raise NotFound(f"process {first.process_id} has no version {chosen}")
+        original = Execution.rebuild(
+            execution_id,
+            self._catalog.graph_of(tenant, process, first.version),
+            [r.event for r in history],
+        )
+        fresh_input = input is not msgspec.UNSET
+        try:
+            reused = plan_rerun(
+                original, self._catalog.graph_of(tenant, process, chosen), from_key, fresh_input
+            )
+        except RerunRefused as exc:
+            raise Invalid(exc.detail, key=exc.key, keys=exc.keys) from None
+        started = ExecutionStarted(
+            at=self._engine.now(),
+            actor=actor,
+            process_id=first.process_id,
+            version=chosen,
+            input=input if fresh_input else first.input,
+            rerun_of=execution_id,
+            from_element=from_key,
+            reused=reused,
+            timeout_s=timeout_s,
+        )
+        new_id = str(uuid4())
+        try:
+            execution = await self._engine.start(tenant, new_id, started)
+        except StoreUnavailable as exc:
+            raise Unavailable(f"the event store is unavailable: {exc}") from None
+        return {
+            "execution_id": new_id,
+            "status": execution.status,
+            "rerun_of": execution_id,
+            "from": from_key,
+        }
 
     async def _same_request(
         self, tenant: str, execution_id: str, request_hash: str
@@ -109,6 +183,10 @@ class ExecutionService:
         if not 1 <= limit <= 500:
             raise Invalid("limit must be between 1 and 500")
         after = _decode_cursor(cursor) if cursor else None
+        if process_id is not None and not _is_uuid(process_id):
+            # No process has such an id; answer as for any unknown one, without asking
+            # a store that may refuse the value (PostgreSQL text cannot hold NUL).
+            return {"items": [], "next_cursor": None}
         items = await _blocking(
             lambda: self._statuses.list(
                 tenant, process_id=process_id, status=status, limit=limit, cursor=after
@@ -137,6 +215,25 @@ class ExecutionService:
             for r in history
         ]
 
+    async def state(self, tenant: str, execution_id: str, at: int | None) -> dict[str, Any]:
+        """Time travel: the execution as it stood after its event `at` (default: the last):
+        the stack, every element's state and output, effects in flight, timers."""
+        _check_id(execution_id)
+        history = await _blocking(self._store.read, tenant, UUID(execution_id))
+        if not history or not isinstance(history[0].event, ExecutionStarted):
+            raise NotFound(f"execution {execution_id} not found")
+        started = history[0].event
+        try:
+            graph = await self._catalog.graph(tenant, started.process_id, started.version)
+        except UnknownProcess:
+            raise NotFound(f"process {started.process_id} not found") from None
+        except StoreUnavailable as exc:
+            raise Unavailable(f"the event store is unavailable: {exc}") from None
+        try:
+            return state_at(execution_id, graph, [r.event for r in history], at)
+        except StateRefused as exc:
+            raise Invalid(str(exc), key="at") from None
+
     async def cancel(self, tenant: str, actor: str, execution_id: str) -> dict[str, Any]:
         _check_id(execution_id)
         try:
@@ -153,14 +250,30 @@ class ExecutionService:
 
 
 def _check_id(execution_id: str) -> None:
+    if not _is_uuid(execution_id):
+        raise NotFound(f"execution {execution_id} not found")
+
+
+def _is_uuid(value: str) -> bool:
     try:
-        UUID(execution_id)
+        UUID(value)
     except ValueError:
-        raise NotFound(f"execution {execution_id} not found") from None
+        return False
+    return True
 
 
-def _request_hash(process_id: str, version: int | None, input: Any) -> str:
-    body = msgspec.json.encode({"p": process_id, "v": version, "i": input}, order="sorted")
+def _check_timeout(timeout_s: float | None) -> None:
+    if timeout_s is not None and not 0 < timeout_s <= MAX_TIMEOUT_S:
+        raise Invalid(f"timeout_s must be more than 0 and at most {MAX_TIMEOUT_S}")
+
+
+def _request_hash(
+    process_id: str, version: int | None, input: Any, timeout_s: float | None = None
+) -> str:
+    request: dict[str, Any] = {"p": process_id, "v": version, "i": input}
+    if timeout_s is not None:  # only when set: keys used before it existed hash the same
+        request["t"] = timeout_s
+    body = msgspec.json.encode(request, order="sorted")
     return hashlib.sha256(body).hexdigest()
 
 
@@ -173,6 +286,9 @@ def _decode_cursor(cursor: str) -> tuple[str, str]:
         started_at, execution_id = base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
     except (ValueError, UnicodeDecodeError):
         raise Invalid("cursor is not one this API gave out") from None
+    if "\x00" in started_at or not _is_uuid(execution_id):
+        # A forged cursor: PostgreSQL would refuse the NUL with an error, not an answer.
+        raise Invalid("cursor is not one this API gave out")
     return started_at, execution_id
 
 

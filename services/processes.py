@@ -116,13 +116,17 @@ class ProcessService:
         return _process_document(process, version or process.version)
 
     async def list(self, tenant: str) -> list[dict[str, Any]]:
-        projects = await _blocking(self._projects, tenant)
-        ids = [pid for project in projects for pid in project.processes]
-        processes = await _blocking(lambda: [self._load(tenant, pid) for pid in ids])
-        return [_summary(p) for p in processes]
+        _, processes = await _blocking(self._filed, tenant)
+        return [_summary(p) for p in processes.values()]
 
     async def projects(self, tenant: str) -> list[dict[str, Any]]:
-        projects = await _blocking(self._projects, tenant)
+        projects, filed = await _blocking(self._filed, tenant)
+        # A version saved under another project or app moves the process there; the old
+        # project's filing stays in its history, so each is shown only where it lives now.
+        home = {
+            pid: (p.versions[p.version].project_id, p.versions[p.version].app_id)
+            for pid, p in filed.items()
+        }
         out = []
         for project in projects:
             assert project.created is not None and project.modified is not None
@@ -131,7 +135,7 @@ class ProcessService:
                 processes = [
                     {"process_id": f.process_id, "name": f.name}
                     for f in project.processes.values()
-                    if f.app_id == app_key
+                    if f.app_id == app_key and home.get(f.process_id) == (project.id, app_key)
                 ]
                 apps.append(
                     {
@@ -182,6 +186,12 @@ class ProcessService:
     def _project(self, tenant: str, project: str) -> Project:
         events = self._store.read(tenant, UUID(project))
         return Project.rebuild(project, [r.event for r in events])
+
+    def _filed(self, tenant: str) -> tuple[list[Project], dict[str, Process]]:
+        """The tenant's projects, and every process filed in them (each once)."""
+        projects = self._projects(tenant)
+        ids = dict.fromkeys(pid for project in projects for pid in project.processes)
+        return projects, {pid: self._load(tenant, pid) for pid in ids}
 
     def _projects(self, tenant: str) -> list[Project]:
         listed = self._store.read(tenant, _catalog_stream(tenant))

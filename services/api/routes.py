@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, get, post, put
+from litestar.openapi import ResponseSpec
 from litestar.params import Body, Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_202_ACCEPTED
 
@@ -13,11 +14,31 @@ from domain.elements import ELEMENT_TYPES
 from infra.auth import Identity
 from services.agents import AgentService, AgentSpec
 from services.api.errors import Invalid
-from services.api.schemas import AgentIn, SaveProcessIn, StartExecutionIn
+from services.api.schemas import AgentIn, ErrorOut, RerunIn, SaveProcessIn, StartExecutionIn
 from services.executions import ExecutionService
 from services.processes import ProcessService
 
 JSONBody = Annotated[Any, Body(media_type="application/json")]
+
+_ERRORS = {
+    400: "The request is not the JSON or the parameters asked for",
+    401: "The bearer token is missing, expired or not to be trusted",
+    404: "Nothing of that id in the caller's tenant",
+    409: "A stale `expected_version`, a reused `Idempotency-Key`, or a finished execution",
+    413: "The body is over 1 MiB",
+    422: "The request breaks a rule; `key` names the offending element",
+    503: "A backing store is unavailable; retry later",
+}
+
+
+def _errors(*codes: int) -> dict[int, ResponseSpec]:
+    """The error answers of a route for the OpenAPI document; every route may answer 401, 503."""
+    return {
+        code: ResponseSpec(
+            data_container=ErrorOut, description=_ERRORS[code], generate_examples=False
+        )
+        for code in sorted({*codes, 401, 503})
+    }
 
 
 def _who(request: Request[Any, Any, Any]) -> Identity:
@@ -33,14 +54,18 @@ def _definition(data: SaveProcessIn) -> dict[str, Any]:
 class ProcessController(Controller):
     path = "/api/v1"
 
-    @post("/processes", status_code=HTTP_201_CREATED)
+    @post("/processes", status_code=HTTP_201_CREATED, responses=_errors(400, 409, 413, 422))
     async def create_process(
         self, request: Request[Any, Any, Any], data: SaveProcessIn, processes: ProcessService
     ) -> dict[str, Any]:
         who = _who(request)
         return await processes.save(who.tenant, who.sub, _definition(data))
 
-    @put("/processes/{process_id:str}", status_code=HTTP_200_OK)
+    @put(
+        "/processes/{process_id:str}",
+        status_code=HTTP_200_OK,
+        responses=_errors(400, 404, 409, 413, 422),
+    )
     async def save_version(
         self,
         request: Request[Any, Any, Any],
@@ -59,13 +84,13 @@ class ProcessController(Controller):
             expected_version=data.expected_version,
         )
 
-    @get("/processes")
+    @get("/processes", responses=_errors())
     async def list_processes(
         self, request: Request[Any, Any, Any], processes: ProcessService
     ) -> list[dict[str, Any]]:
         return await processes.list(_who(request).tenant)
 
-    @get("/processes/{process_id:str}")
+    @get("/processes/{process_id:str}", responses=_errors(400, 404))
     async def get_process(
         self,
         request: Request[Any, Any, Any],
@@ -75,13 +100,13 @@ class ProcessController(Controller):
     ) -> dict[str, Any]:
         return await processes.get(_who(request).tenant, process_id, version)
 
-    @get("/projects")
+    @get("/projects", responses=_errors())
     async def list_projects(
         self, request: Request[Any, Any, Any], processes: ProcessService
     ) -> list[dict[str, Any]]:
         return await processes.projects(_who(request).tenant)
 
-    @get("/element-types")
+    @get("/element-types", responses=_errors())
     async def element_types(self) -> list[dict[str, Any]]:
         return [
             {
@@ -98,7 +123,7 @@ class ProcessController(Controller):
 class ExecutionController(Controller):
     path = "/api/v1/executions"
 
-    @post("/", status_code=HTTP_202_ACCEPTED)
+    @post("/", status_code=HTTP_202_ACCEPTED, responses=_errors(400, 404, 409, 413, 422))
     async def start_execution(
         self,
         request: Request[Any, Any, Any],
@@ -108,10 +133,16 @@ class ExecutionController(Controller):
     ) -> dict[str, Any]:
         who = _who(request)
         return await executions.start(
-            who.tenant, who.sub, data.process_id, data.version, data.input, idempotency_key
+            who.tenant,
+            who.sub,
+            data.process_id,
+            data.version,
+            data.input,
+            idempotency_key,
+            data.timeout_s,
         )
 
-    @get("/")
+    @get("/", responses=_errors(400, 422))
     async def list_executions(
         self,
         request: Request[Any, Any, Any],
@@ -123,30 +154,57 @@ class ExecutionController(Controller):
     ) -> dict[str, Any]:
         return await executions.list(_who(request).tenant, process_id, status, limit, cursor)
 
-    @get("/{execution_id:str}/status")
+    @get("/{execution_id:str}/status", responses=_errors(404))
     async def execution_status(
         self, request: Request[Any, Any, Any], execution_id: str, executions: ExecutionService
     ) -> dict[str, Any]:
         return await executions.status(_who(request).tenant, execution_id)
 
-    @get("/{execution_id:str}/events")
+    @get("/{execution_id:str}/events", responses=_errors(404))
     async def execution_events(
         self, request: Request[Any, Any, Any], execution_id: str, executions: ExecutionService
     ) -> list[dict[str, Any]]:
         return await executions.events(_who(request).tenant, execution_id)
 
-    @post("/{execution_id:str}/cancel", status_code=HTTP_200_OK)
+    @get("/{execution_id:str}/state", responses=_errors(400, 404, 422))
+    async def execution_state(
+        self,
+        request: Request[Any, Any, Any],
+        execution_id: str,
+        executions: ExecutionService,
+        at: int | None = None,
+    ) -> dict[str, Any]:
+        return await executions.state(_who(request).tenant, execution_id, at)
+
+    @post("/{execution_id:str}/cancel", status_code=HTTP_200_OK, responses=_errors(404, 409))
     async def cancel_execution(
         self, request: Request[Any, Any, Any], execution_id: str, executions: ExecutionService
     ) -> dict[str, Any]:
         who = _who(request)
         return await executions.cancel(who.tenant, who.sub, execution_id)
 
+    @post(
+        "/{execution_id:str}/rerun",
+        status_code=HTTP_202_ACCEPTED,
+        responses=_errors(400, 404, 409, 413, 422),
+    )
+    async def rerun_execution(
+        self,
+        request: Request[Any, Any, Any],
+        execution_id: str,
+        data: RerunIn,
+        executions: ExecutionService,
+    ) -> dict[str, Any]:
+        who = _who(request)
+        return await executions.rerun(
+            who.tenant, who.sub, execution_id, data.from_, data.version, data.input, data.timeout_s
+        )
+
 
 class AgentController(Controller):
     path = "/api/v1/agents"
 
-    @post("/", status_code=HTTP_201_CREATED)
+    @post("/", status_code=HTTP_201_CREATED, responses=_errors(400, 409, 413, 422))
     async def create_agent(
         self, request: Request[Any, Any, Any], data: AgentIn, agents: AgentService
     ) -> dict[str, Any]:
@@ -155,19 +213,19 @@ class AgentController(Controller):
             who.tenant, who.sub, msgspec.convert(msgspec.to_builtins(data), AgentSpec)
         )
 
-    @get("/")
+    @get("/", responses=_errors())
     async def list_agents(
         self, request: Request[Any, Any, Any], agents: AgentService
     ) -> list[dict[str, Any]]:
         return await agents.list(_who(request).tenant)
 
-    @get("/{agent_id:str}")
+    @get("/{agent_id:str}", responses=_errors(404))
     async def get_agent(
         self, request: Request[Any, Any, Any], agent_id: str, agents: AgentService
     ) -> dict[str, Any]:
         return await agents.get(_who(request).tenant, agent_id)
 
-    @put("/{agent_id:str}", status_code=HTTP_200_OK)
+    @put("/{agent_id:str}", status_code=HTTP_200_OK, responses=_errors(400, 404, 409, 413, 422))
     async def update_agent(
         self, request: Request[Any, Any, Any], agent_id: str, data: AgentIn, agents: AgentService
     ) -> dict[str, Any]:

@@ -1,0 +1,164 @@
+"""`make run`'s entry point as a real process: serve, print a dev token, run the example, stop.
+
+`loom serve all` is started as `make run` starts it, on a free port and a
+SQLite file of its own; the test speaks to it over HTTP only, as a user
+following the printed instructions would.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+LOOM = Path(sys.executable).parent / "loom"
+EXAMPLE: dict[str, Any] = {
+    "project": "Sales",
+    "app": "Leads",
+    "name": "Qualify lead",
+    "threads": [
+        {
+            "key": "main",
+            "name": "Main",
+            "elements": [
+                {"key": "start", "type": "trigger"},
+                {
+                    "key": "score",
+                    "type": "transform",
+                    "params": {"output": {"score": "input.amount * 2"}},
+                },
+                {"key": "big", "type": "condition", "params": {"expression": "input.score > 100"}},
+                {"key": "yes", "type": "end"},
+                {"key": "no", "type": "end"},
+            ],
+            "connections": [
+                {"source": "start", "target": "score"},
+                {"source": "score", "target": "big"},
+                {"source": "big", "source_port": "true", "target": "yes"},
+                {"source": "big", "source_port": "false", "target": "no"},
+            ],
+        }
+    ],
+}
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class Served:
+    """`loom serve all` running, with everything it printed so far."""
+
+    def __init__(self, process: subprocess.Popen[str], base: str) -> None:
+        self.process = process
+        self.base = base
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.append(line)
+
+    @property
+    def output(self) -> str:
+        return "".join(self.lines)
+
+    def wait_healthy(self, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, f"loom exited early:\n{self.output}"
+            try:
+                if httpx.get(f"{self.base}/health", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        raise AssertionError(f"/health never answered:\n{self.output}")
+
+    def printed_token(self, timeout: float = 10) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = re.search(r"token:\s+(\S+)", self.output)
+            if found:
+                return found.group(1)
+            time.sleep(0.05)
+        raise AssertionError(f"no dev token printed:\n{self.output}")
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[Served]:
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOOM_")}
+    env |= {
+        "LOOM_HOST": "127.0.0.1",
+        "LOOM_PORT": str(port),
+        "LOOM_DATABASE_URL": f"sqlite:///{tmp_path}/data/loom.db",
+        "PYTHONUNBUFFERED": "1",
+    }
+    process = subprocess.Popen(
+        [str(LOOM), "serve", "all"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    served = Served(process, f"http://127.0.0.1:{port}")
+    try:
+        yield served
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
+
+
+def test_loom_serve_all_runs_the_contract_example_and_stops_cleanly_on_ctrl_c(
+    served: Served, tmp_path: Path
+) -> None:
+    served.wait_healthy()
+    token = served.printed_token()
+    assert f"{served.base}/studio#token={token}" in served.output
+    headers = {"Authorization": f"Bearer {token}"}
+
+    with httpx.Client(base_url=served.base, headers=headers, timeout=10) as api:
+        created = api.post("/api/v1/processes", json=EXAMPLE)
+        assert created.status_code == 201, created.text
+        started = api.post(
+            "/api/v1/executions",
+            json={"process_id": created.json()["process_id"], "input": {"amount": 120}},
+        )
+        assert started.status_code == 202, started.text
+        execution_id = started.json()["execution_id"]
+        status: dict[str, Any] = {}
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            status = api.get(f"/api/v1/executions/{execution_id}/status").json()
+            if status["status"] in ("completed", "failed", "cancelled"):
+                break
+            time.sleep(0.05)
+    assert status["status"] == "completed", status
+    assert status["output"] == {"yes": {"score": 240}}
+    assert (tmp_path / "data").is_dir()
+
+    served.process.send_signal(signal.SIGINT)
+    code = served.process.wait(timeout=10)
+
+    assert code in (0, -signal.SIGINT, 128 + signal.SIGINT), served.output
+    assert "Traceback" not in served.output, served.output
