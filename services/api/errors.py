@@ -84,6 +84,7 @@ def exception_handlers() -> ExceptionHandlersMap:
         HTTPException: _http_error,
         msgspec.ValidationError: _payload_error,
         msgspec.DecodeError: _json_error,
+        UnicodeDecodeError: _json_error,
         RecursionError: _recursion_error,
         Exception: _unexpected_error,
     }

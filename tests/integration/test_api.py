@@ -1075,9 +1075,7 @@ async def test_a_body_that_is_not_the_json_asked_for_is_a_4xx(client: Client, pa
     assert await everything_saved(client) == before
 
 
-# msgspec raises UnicodeDecodeError (not a DecodeError) for invalid UTF-8 inside a string, and
-# services/api/errors.py maps only DecodeError to 400: a 500 until it maps that one too.
-@pytest.mark.xfail(reason="errors.py lacks a 400 handler for UnicodeDecodeError", strict=True)
+# msgspec raises UnicodeDecodeError (not a DecodeError) for invalid UTF-8 inside a string.
 @pytest.mark.parametrize("path", BODY_PATHS)
 async def test_a_body_that_is_not_utf8_is_a_4xx(client: Client, path: str) -> None:
     content = b'{"process_id": "\xff\xfe", "name": "\xff", "model": "m"}'
