@@ -77,6 +77,7 @@ class ExecutionStarted(Event, frozen=True, kw_only=True):
     reused: dict[str, Any] = {}
     idempotency_key: str | None = None
     request_hash: str | None = None
+    timeout_s: float | None = None  # the whole execution's; it fails when this runs out
 
 
 class NodeExecuting(Event, frozen=True, kw_only=True):
@@ -117,6 +118,19 @@ class ExecutionCancelled(Event, frozen=True, kw_only=True):
     reason: str | None = None
 
 
+class EffectDiscarded(Event, frozen=True, kw_only=True):
+    """An effect answered after its execution had ended (cancelled, failed, timed out).
+
+    The answer is kept for the audit trail (the call did happen out there) and
+    changes nothing: the execution stays as it ended.
+    """
+
+    element: str
+    attempt: int = 1
+    output: Any = None
+    error: str | None = None
+
+
 ExecutionEvent = (
     ExecutionStarted
     | NodeExecuting
@@ -126,6 +140,7 @@ ExecutionEvent = (
     | ExecutionCompleted
     | ExecutionFailed
     | ExecutionCancelled
+    | EffectDiscarded
 )
 AnyEvent = (
     ProcessSaved
@@ -142,6 +157,7 @@ AnyEvent = (
     | ExecutionCompleted
     | ExecutionFailed
     | ExecutionCancelled
+    | EffectDiscarded
 )
 TERMINAL_EVENTS = (ExecutionCompleted, ExecutionFailed, ExecutionCancelled)
 
@@ -167,4 +183,5 @@ EXECUTION_EVENT_TYPES: tuple[type[Event], ...] = (
     ExecutionCompleted,
     ExecutionFailed,
     ExecutionCancelled,
+    EffectDiscarded,
 )

@@ -20,6 +20,7 @@ from domain.definition import ERROR_PORT, Graph, Node
 from domain.elements import ElementFailure
 from domain.errors import InvalidCommand
 from domain.events import (
+    EffectDiscarded,
     Event,
     ExecutionCancelled,
     ExecutionCompleted,
@@ -33,6 +34,8 @@ from domain.events import (
 from domain.expressions import Scope
 
 TERMINAL = frozenset({"completed", "failed", "cancelled"})
+# The timer of the execution's own `timeout_s`; element keys cannot start with "@".
+EXECUTION_TIMEOUT = "@execution"
 
 
 class NodeRun:
@@ -64,12 +67,15 @@ class Execution:
         self.output: dict[str, Any] = {}
         self.error: str | None = None
         self.reused: dict[str, Any] = {}
+        self.timeout_s: float | None = None
+        self.deadline: str | None = None
         self.stack: list[str] = []
         self.nodes: dict[str, NodeRun] = {key: NodeRun() for key in graph.nodes}
         self.outputs: dict[str, Any] = {}
         self._resolved: dict[str, int] = dict.fromkeys(graph.nodes, 0)
         self._live: dict[str, list[str]] = {key: [] for key in graph.nodes}
         self._uncaught: tuple[str, str] | None = None
+        self._discarded: set[tuple[str, int]] = set()
 
     # --- the fold -------------------------------------------------------------------
 
@@ -131,6 +137,9 @@ class Execution:
         self.version = event.version
         self.input = event.input
         self.reused = dict(event.reused)
+        self.timeout_s = event.timeout_s
+        if event.timeout_s is not None:
+            self.deadline = iso(parse_iso(event.at) + event.timeout_s)
         self.stack = list(reversed(self.graph.triggers))
 
     def _on_execution_completed(self, event: ExecutionCompleted) -> None:
@@ -143,6 +152,9 @@ class Execution:
 
     def _on_cancelled(self, event: ExecutionCancelled) -> None:
         self.status = "cancelled"
+
+    def _on_discarded(self, event: EffectDiscarded) -> None:
+        self._discarded.add((event.element, event.attempt))
 
     def _pop(self, key: str) -> None:
         if self.stack and self.stack[-1] == key:
@@ -181,14 +193,18 @@ class Execution:
         ]
 
     def timers(self) -> list[tuple[str, str]]:
-        """(key, wake_at) of every delay and retry wait still pending."""
+        """(key, wake_at) of every delay and retry wait still pending, and the execution's
+        own timeout (key EXECUTION_TIMEOUT) if it has one."""
         if self.finished:
             return []  # a cancel or a failure ends every wait still pending
-        return [
+        timers = [
             (key, node.wake_at)
             for key, node in self.nodes.items()
             if node.state == "running" and node.wake_at is not None
         ]
+        if self.deadline is not None:
+            timers.append((EXECUTION_TIMEOUT, self.deadline))
+        return timers
 
     def input_of(self, key: str) -> Any:
         sources = self._live[key]
@@ -316,7 +332,9 @@ class Execution:
         return out + self.advance(at, actor)
 
     def fire_timer(self, key: str, at: str, actor: str) -> list[Event]:
-        """A delay woke up, or a retry wait ended."""
+        """A delay woke up, a retry wait ended, or the execution's timeout ran out."""
+        if key == EXECUTION_TIMEOUT and self.deadline is not None and not self.finished:
+            return self._time_out(at, actor)
         run = self.nodes.get(key)
         if self.finished or run is None or run.state != "running" or run.wake_at is None:
             raise InvalidCommand(f"element {key!r} has no timer waiting")
@@ -331,6 +349,34 @@ class Execution:
                 )
             )
         return out + self.advance(at, actor)
+
+    def _time_out(self, at: str, actor: str) -> list[Event]:
+        out: list[Event] = []
+        error = f"the execution timed out after {self.timeout_s:g} s"
+        self._emitter(out)(ExecutionFailed(at=at, actor=actor, error=error))
+        return out
+
+    def discard(
+        self, key: str, attempt: int, output: Any, error: str | None, at: str, actor: str
+    ) -> list[Event]:
+        """An effect answered after the execution ended: record the answer, change nothing."""
+        run = self.nodes.get(key)
+        if (
+            not self.finished
+            or run is None
+            or run.state != "running"
+            or run.wake_at is not None
+            or run.attempts != attempt
+            or (key, attempt) in self._discarded
+        ):
+            raise InvalidCommand(f"element {key!r} attempt {attempt} has nothing to discard")
+        out: list[Event] = []
+        self._emitter(out)(
+            EffectDiscarded(
+                at=at, actor=actor, element=key, attempt=attempt, output=output, error=error
+            )
+        )
+        return out
 
     def cancel(self, at: str, actor: str, reason: str | None = None) -> list[Event]:
         if self.finished:
@@ -367,4 +413,5 @@ _APPLY: dict[type[Event], Any] = {
     ExecutionCompleted: Execution._on_execution_completed,
     ExecutionFailed: Execution._on_execution_failed,
     ExecutionCancelled: Execution._on_cancelled,
+    EffectDiscarded: Execution._on_discarded,
 }

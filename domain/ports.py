@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 from uuid import UUID
 
@@ -102,3 +102,16 @@ class BusHandler(Protocol):
 
 class Unsubscribe(Protocol):
     def __call__(self) -> None: ...
+
+
+class EventFeed(Protocol):
+    """Live events of one stream of one tenant (the gateway's view of the bus)."""
+
+    async def watch(
+        self, tenant: str, stream_id: UUID, handler: BusHandler
+    ) -> Callable[[], Awaitable[None]]:
+        """Hand `handler` every event of the stream published once this returns.
+
+        The handler must only enqueue. The returned coroutine function stops the watch.
+        """
+        ...

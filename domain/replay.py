@@ -14,8 +14,10 @@ import msgspec
 
 from domain.definition import Graph
 from domain.events import (
+    EffectDiscarded,
     Event,
     ExecutionCancelled,
+    ExecutionFailed,
     ExecutionStarted,
     NodeCompleted,
     NodeExecuting,
@@ -23,7 +25,7 @@ from domain.events import (
     event_data,
     event_type,
 )
-from domain.execution import Execution
+from domain.execution import EXECUTION_TIMEOUT, Execution
 
 
 class Divergence(msgspec.Struct, frozen=True):
@@ -89,6 +91,10 @@ def _outside_fact(execution: Execution, fact: Event) -> list[Event] | None:
     match fact:
         case ExecutionCancelled(reason=reason):
             return execution.cancel(at, actor, reason)
+        case ExecutionFailed() if EXECUTION_TIMEOUT in timers:
+            return execution.fire_timer(EXECUTION_TIMEOUT, at, actor)
+        case EffectDiscarded(element=key, attempt=attempt, output=output, error=error):
+            return execution.discard(key, attempt, output, error, at, actor)
         case NodeExecuting(element=key) if key in timers:
             return execution.fire_timer(key, at, actor)
         case NodeCompleted(element=key) if key in timers:

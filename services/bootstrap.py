@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import structlog
 from litestar import Litestar
 from litestar.di import Provide
 
@@ -49,7 +50,7 @@ from services.catalog import DefinitionCatalog
 from services.engine.agent_runner import AgentRunner
 from services.engine.effects import Effects
 from services.engine.engine import Engine
-from services.engine.worker import Worker
+from services.engine.worker import Worker, requeue_running
 from services.executions import ExecutionService
 from services.gateway.websocket import ExecutionSocket
 from services.processes import ProcessService
@@ -57,6 +58,8 @@ from services.projector.projector import Projector
 from services.relay.relay import Relay
 
 ROLES = ("api", "engine", "projector", "gateway")
+
+log = structlog.get_logger("loom")
 
 
 class SystemClock:
@@ -159,6 +162,14 @@ class Loom:
         if self.worker is not None and self.worker_engine is not None:
             self.worker_engine.open()
             self.worker.open()
+            self._tasks.append(asyncio.create_task(self._requeue()))
+
+    async def _requeue(self) -> None:
+        await self.nats.connected()
+        try:
+            await requeue_running(self.store, self.statuses, JetStreamPublisher(self.nats))
+        except Exception as exc:  # the relay queues new executions anyway
+            log.warning("running executions not queued", error=f"{type(exc).__name__}: {exc}")
 
     async def stop(self) -> None:
         if self.distributed:
@@ -189,6 +200,25 @@ def _llm(settings: Settings) -> FakeAgentInvoker | OpenAIAgentInvoker:
     if settings.llm_api_key is None and settings.llm_base_url is None:
         return FakeAgentInvoker()
     return OpenAIAgentInvoker(settings.llm_base_url, settings.llm_api_key)
+
+
+def open_store(settings: Settings, *, create: bool = True) -> EventStore:
+    """The event store alone, for the command-line tools.
+
+    With `create=False` (tools that only read) a SQLite file that does not exist
+    is refused with FileNotFoundError rather than created empty.
+    """
+    url = settings.database_url
+    if not create and url.startswith("sqlite:///"):
+        path = Path(url.removeprefix("sqlite:///").split("?")[0])
+        if not path.is_file():
+            raise FileNotFoundError(f"no event store at {path}")
+    return open_event_store(url)
+
+
+def open_status_store(settings: Settings, store: EventStore) -> Any:
+    """The status read model beside `store` (for `loom import`, which folds what it loads)."""
+    return _status_store(settings.database_url, store)
 
 
 def _status_store(database_url: str, store: Any) -> Any:

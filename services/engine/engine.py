@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import heapq
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -48,7 +49,13 @@ class Engine:
         *,
         actor: str = "loom-engine",
         cache_size: int = 2000,
+        run_effects: bool = True,
+        run_timers: bool = True,
     ) -> None:
+        # run_effects/run_timers off: this engine records commands only (the api role of
+        # the distributed mode); timers off: a work queue redelivers at wake-up instead.
+        self._run_effects = run_effects
+        self._run_timers = run_timers
         self._store = store
         self._committer = GroupCommitter(store)
         self._catalog = catalog
@@ -58,8 +65,12 @@ class Engine:
         self.actor = actor
         self._cache: OrderedDict[tuple[str, str], Execution] = OrderedDict()
         self._cache_size = cache_size
-        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
-        self._effect_tasks: dict[tuple[str, str, str, int], asyncio.Task[None]] = {}
+        # Weak: a lock lives while someone holds or awaits it, so executions this engine
+        # only started (and that finish elsewhere) leave nothing behind.
+        self._locks: weakref.WeakValueDictionary[tuple[str, str], asyncio.Lock] = (
+            weakref.WeakValueDictionary()
+        )
+        self._effect_tasks: dict[tuple[str, str, str, int], asyncio.Task[Any]] = {}
         self._timers: list[tuple[float, str, str, str, str]] = []
         self._timer_tokens: set[tuple[str, str, str, str]] = set()
         self._timer_wake = asyncio.Event()
@@ -113,13 +124,10 @@ class Engine:
             return execution
 
     async def cancel(self, tenant: str, execution_id: str, actor: str) -> Execution:
-        execution = await self._command(
+        # Committing the end stops the execution's effects and timers (see _commit).
+        return await self._command(
             tenant, execution_id, lambda ex: ex.cancel(self.now(), actor), retry_stale=False
         )
-        for token, task in list(self._effect_tasks.items()):
-            if token[:2] == (tenant, execution_id):
-                task.cancel()
-        return execution
 
     async def load(self, tenant: str, execution_id: str) -> Execution | None:
         return await self._get(tenant, execution_id)
@@ -169,6 +177,7 @@ class Engine:
         if execution.finished:
             self._cache.pop(key, None)
             self._locks.pop(key, None)
+            self._stop(tenant, execution.id)
         else:
             self._remember(key, execution)
         await self._bus.publish(tenant, recorded)
@@ -208,41 +217,98 @@ class Engine:
             lock = self._locks[key] = asyncio.Lock()
         return lock
 
+    # --- for a worker holding executions handed out by a work queue ---------------------
+
+    def forget(self, tenant: str, execution_id: str) -> None:
+        """Drop the cached execution: another process may have moved it on."""
+        self._cache.pop((tenant, execution_id), None)
+
+    async def drive(self, tenant: str, execution_id: str) -> Execution | None:
+        """Reload an execution, run what is runnable and start its effects (None: unknown).
+
+        An effect that was in flight when its engine died runs again (at least once).
+        """
+        self.forget(tenant, execution_id)
+        execution = await self._get(tenant, execution_id)
+        if execution is None or execution.finished:
+            return execution
+        execution = await self._command(
+            tenant, execution_id, lambda ex: ex.advance(self.now(), self.actor)
+        )
+        self._schedule(tenant, execution)
+        return execution
+
+    def running(self, tenant: str, execution_id: str) -> bool:
+        """Whether an effect of the execution is being performed or recorded here."""
+        return any(token[:2] == (tenant, execution_id) for token in self._effect_tasks)
+
+    async def fire_due(self, tenant: str, execution_id: str) -> None:
+        """Fire the execution's timers whose time has come."""
+        execution = await self._get(tenant, execution_id)
+        if execution is None:
+            return
+        now = self._clock.now()
+        for element, wake_at in execution.timers():
+            if parse_iso(wake_at) <= now:
+                await self._fire(tenant, execution_id, element, wake_at)
+
     # --- effects and timers --------------------------------------------------------------
+
+    def wake_timers(self) -> None:
+        """Look at the timers again now: for a clock that jumps (tests, time travel)."""
+        self._timer_wake.set()
+
+    def _stop(self, tenant: str, execution_id: str) -> None:
+        """The execution ended: stop its effects in flight and forget its timers."""
+        for token, call in list(self._effect_tasks.items()):
+            if token[:2] == (tenant, execution_id):
+                call.cancel()  # a call already answered is not stopped: its answer is discarded
+        mine = {t for t in self._timer_tokens if t[:2] == (tenant, execution_id)}
+        if mine:
+            self._timer_tokens -= mine
+            self._timers = [t for t in self._timers if t[1:] not in mine]
+            heapq.heapify(self._timers)
 
     def _schedule(self, tenant: str, execution: Execution) -> None:
         if execution.finished:
             return
-        for element, attempt, request in execution.in_flight():
+        for element, attempt, request in execution.in_flight() if self._run_effects else ():
             token = (tenant, execution.id, element, attempt)
             if token not in self._effect_tasks:
                 node = execution.graph.nodes[element]
-                task = asyncio.create_task(
-                    self._perform(token, node.kind.name, request, node.kind.timeout_s(node.params))
+                timeout_s = node.kind.timeout_s(node.params)
+                # The call is its own task so that ending the execution can stop it
+                # without stopping the recording of an answer that already came back.
+                call = asyncio.create_task(
+                    self._effects.perform(tenant, node.kind.name, request, timeout_s)
                 )
-                self._effect_tasks[token] = task
-        for element, wake_at in execution.timers():
+                self._effect_tasks[token] = call
+                task = asyncio.create_task(self._perform(token, call))
+                self._background.add(task)
+                task.add_done_callback(self._background.discard)
+        for element, wake_at in execution.timers() if self._run_timers else ():
             timer = (tenant, execution.id, element, wake_at)
             if timer not in self._timer_tokens:
                 self._timer_tokens.add(timer)
                 heapq.heappush(self._timers, (parse_iso(wake_at), *timer))
                 self._timer_wake.set()
 
-    async def _perform(
-        self, token: tuple[str, str, str, int], kind: str, request: Any, timeout_s: float | None
-    ) -> None:
+    async def _perform(self, token: tuple[str, str, str, int], call: asyncio.Task[Any]) -> None:
         tenant, execution_id, element, attempt = token
         try:
             try:
-                output = await self._effects.perform(tenant, kind, request, timeout_s)
+                output = await call
                 failure = None
             except EffectFailed as exc:
                 output, failure = None, str(exc)
 
             def decide(ex: Execution) -> list[Event]:
+                now = self.now()
+                if ex.finished:
+                    return ex.discard(element, attempt, output, failure, now, self.actor)
                 if failure is not None:
-                    return ex.fail(element, attempt, failure, self.now(), self.actor)
-                return ex.complete(element, attempt, output, self.now(), self.actor)
+                    return ex.fail(element, attempt, failure, now, self.actor)
+                return ex.complete(element, attempt, output, now, self.actor)
 
             await self._command(tenant, execution_id, decide)
         except InvalidCommand as exc:

@@ -3,6 +3,13 @@
 Subscribe first, then read the snapshot, drop what the snapshot already covers,
 and fill any hole between the snapshot's position and the next live event from
 the event store itself, so a lagging read model never makes a client miss one.
+Right after the snapshot, and whenever the feed has been quiet for `resync_s`,
+the store is asked for anything past the last event sent: an event published
+before the subscription took (or lost by a live feed that reconnected) still
+reaches the client, terminal events included.
+
+Heartbeats are WebSocket ping frames, sent by the server (uvicorn's
+ws_ping_interval); no application message other than the contract's is sent.
 """
 
 from __future__ import annotations
@@ -14,9 +21,10 @@ from uuid import UUID
 
 from litestar import WebSocket, websocket
 from litestar.handlers import WebsocketRouteHandler
+from litestar.params import FromPath
 
 from domain.events import TERMINAL_EVENTS, event_data, event_type
-from domain.ports import EventBus, EventStore, RecordedEvent
+from domain.ports import EventFeed, EventStore, RecordedEvent
 from projections.status import TERMINAL_STATUSES
 from services.api.auth import accept_authenticated
 from services.api.errors import NotFound
@@ -24,7 +32,9 @@ from services.executions import ExecutionService
 
 WS_NOT_FOUND = 4404
 WS_TOO_SLOW = 1013
+WS_TRY_AGAIN = 1013
 QUEUE_LIMIT = 10_000
+RESYNC_S = 10.0
 
 
 def message(execution_id: str, recorded: RecordedEvent) -> dict[str, Any]:
@@ -40,14 +50,24 @@ def message(execution_id: str, recorded: RecordedEvent) -> dict[str, Any]:
 
 
 class ExecutionSocket:
-    def __init__(self, executions: ExecutionService, bus: EventBus, store: EventStore) -> None:
+    def __init__(
+        self,
+        executions: ExecutionService,
+        feed: EventFeed,
+        store: EventStore,
+        *,
+        resync_s: float = RESYNC_S,
+    ) -> None:
         self._executions = executions
-        self._bus = bus
+        self._feed = feed
         self._store = store
+        self._resync_s = resync_s
 
     def handler(self) -> WebsocketRouteHandler:
         @websocket("/ws/executions/{execution_id:str}")
-        async def execution_socket(socket: WebSocket[Any, Any, Any], execution_id: str) -> None:
+        async def execution_socket(
+            socket: WebSocket[Any, Any, Any], execution_id: FromPath[str]
+        ) -> None:
             await self.serve(socket, execution_id)
 
         return execution_socket
@@ -57,6 +77,12 @@ class ExecutionSocket:
         if identity is None:
             return
         tenant = identity.tenant
+        try:
+            # Parsed before it names a subscription: no wildcard ever reaches the bus.
+            stream = UUID(execution_id)
+        except ValueError:
+            await socket.close(code=WS_NOT_FOUND, reason="execution not found")
+            return
         queue: asyncio.Queue[RecordedEvent | None] = asyncio.Queue(QUEUE_LIMIT)
         loop = asyncio.get_running_loop()
 
@@ -64,14 +90,18 @@ class ExecutionSocket:
             if event_tenant != tenant:
                 return
             for recorded in events:
-                if str(recorded.stream_id) == execution_id:
+                if recorded.stream_id == stream:
                     try:
                         queue.put_nowait(recorded)
                     except asyncio.QueueFull:
                         loop.call_soon(_overflow, queue)
                         return
 
-        unsubscribe = self._bus.subscribe(on_events)
+        try:
+            unsubscribe = await self._feed.watch(tenant, stream, on_events)
+        except Exception:
+            await socket.close(code=WS_TRY_AGAIN, reason="live feed unavailable; retry")
+            return
         try:
             try:
                 snapshot = await self._executions.status(tenant, execution_id)
@@ -84,7 +114,7 @@ class ExecutionSocket:
                 return
             await self._follow(socket, tenant, execution_id, snapshot["position"], queue)
         finally:
-            unsubscribe()
+            await unsubscribe()
 
     async def _follow(
         self,
@@ -95,25 +125,32 @@ class ExecutionSocket:
         queue: asyncio.Queue[RecordedEvent | None],
     ) -> None:
         stream = UUID(execution_id)
+        pending = await asyncio.to_thread(self._store.read, tenant, stream, after=position)
         while True:
-            recorded = await queue.get()
-            if recorded is None:
+            for recorded in pending:
+                if recorded.seq <= position:
+                    continue
+                items = [recorded]
+                if recorded.seq > position + 1:
+                    missed = await asyncio.to_thread(
+                        self._store.read, tenant, stream, after=position, upto=recorded.seq - 1
+                    )
+                    items = [*missed, recorded]
+                for item in items:
+                    await socket.send_json(message(execution_id, item))
+                    position = item.seq
+                    if isinstance(item.event, TERMINAL_EVENTS):
+                        await socket.close(code=1000)
+                        return
+            try:
+                live = await asyncio.wait_for(queue.get(), self._resync_s)
+            except TimeoutError:
+                pending = await asyncio.to_thread(self._store.read, tenant, stream, after=position)
+                continue
+            if live is None:
                 await socket.close(code=WS_TOO_SLOW, reason="client too slow")
                 return
-            if recorded.seq <= position:
-                continue
-            pending = [recorded]
-            if recorded.seq > position + 1:
-                missed = await asyncio.to_thread(
-                    self._store.read, tenant, stream, after=position, upto=recorded.seq - 1
-                )
-                pending = [*missed, recorded]
-            for item in pending:
-                await socket.send_json(message(execution_id, item))
-                position = item.seq
-                if isinstance(item.event, TERMINAL_EVENTS):
-                    await socket.close(code=1000)
-                    return
+            pending = [live]
 
 
 def _overflow(queue: asyncio.Queue[RecordedEvent | None]) -> None:

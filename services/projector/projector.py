@@ -63,25 +63,50 @@ class Projector:
                 by_tenant[tenant].extend(events)
             for tenant, events in by_tenant.items():
                 try:
-                    await asyncio.to_thread(self.apply, tenant, events)
+                    await self.fold(tenant, events)
                 except Exception:
                     # The store is the record: the next catch-up folds what was missed.
                     log.exception("projection failed", tenant=tenant)
-                    self._docs.clear()
             if self._queue.empty():
                 self._idle.set()
 
+    async def fold(self, tenant: str, events: Sequence[RecordedEvent]) -> None:
+        """`apply` off the event loop; a failure forgets the cached documents and re-raises."""
+        try:
+            await asyncio.to_thread(self.apply, tenant, events)
+        except Exception:
+            self._docs.clear()
+            raise
+
+    async def fold_batches(self, batches: Sequence[tuple[str, Sequence[RecordedEvent]]]) -> None:
+        """Fold what a bus consumer fetched, tenant by tenant (commits before it acks)."""
+        for tenant, events in batches:
+            await self.fold(tenant, events)
+
     def apply(self, tenant: str, events: Sequence[RecordedEvent]) -> None:
-        """Fold events into their documents and save them with the position (blocking)."""
+        """Fold events into their documents and save them with the position (blocking).
+
+        Idempotent: an event at or below a document's position changes nothing. An
+        event past a hole (a redelivery out of order, or a document another
+        projector moved on meanwhile) first folds the hole from the store, so a
+        saved document is always the fold of a whole prefix of its execution.
+        """
         touched: dict[str, StatusDoc] = {}
         for recorded in events:
+            if not _is_execution_event(recorded):
+                continue  # a bus carries process and agent events too
             execution_id = str(recorded.stream_id)
             doc = touched.get(execution_id) or self._doc(tenant, execution_id)
+            if recorded.seq > doc["position"] + 1:
+                for missed in self._store.read(
+                    tenant, recorded.stream_id, after=doc["position"], upto=recorded.seq - 1
+                ):
+                    fold_status(doc, missed.seq, missed.event)
             fold_status(doc, recorded.seq, recorded.event)
             touched[execution_id] = doc
-        if not touched:
-            return
         position = max((r.position for r in events), default=0) or None
+        if not touched and position is None:
+            return
         self._statuses.save(tenant, list(touched.values()), position)
 
     def _doc(self, tenant: str, execution_id: str) -> StatusDoc:
@@ -103,11 +128,9 @@ class Projector:
             events = self._store.read_all(tenant, after=after, limit=batch)
             if not events:
                 return folded
-            executions = [r for r in events if _is_execution_event(r)]
-            self.apply(tenant, executions)
+            self.apply(tenant, events)
             after = events[-1].position
-            self._statuses.save(tenant, [], after)
-            folded += len(executions)
+            folded += sum(1 for r in events if _is_execution_event(r))
 
     def rebuild(self, tenant: str) -> int:
         """Forget the tenant's read model and fold it again from the store (blocking)."""

@@ -1,0 +1,497 @@
+"""Re-run from an element: reuse what came before it, run live from it.
+
+The process calls a real server on loopback first (`fetch`), so "no side effect
+runs again" is checked where it matters: the server must see no second request.
+Through the service, the REST route and `loom rerun`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import json
+import socket
+import threading
+from collections.abc import AsyncIterator, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import msgspec
+import pytest
+import uvicorn
+from litestar.testing import AsyncTestClient
+
+from domain.definition import compile_definition, parse_definition
+from domain.events import AnyEvent, ExecutionStarted
+from domain.replay import replay
+from infra.auth import mint_token
+from infra.settings import Settings
+from services.api.errors import Invalid, NotFound
+from services.bootstrap import Loom, web_app
+from services.cli import main
+
+SECRET = "a-test-secret-that-is-long-enough-for-hs256"
+
+
+class Recorder(BaseHTTPRequestHandler):
+    """/fetch answers a lead; anything else echoes its JSON body. Every request is kept."""
+
+    calls: list[tuple[str, Any]] = []
+
+    def do_GET(self) -> None:
+        self._serve()
+
+    def do_POST(self) -> None:
+        self._serve()
+
+    def _serve(self) -> None:
+        raw = self.rfile.read(int(self.headers.get("content-length") or 0))
+        body = json.loads(raw) if raw else None
+        Recorder.calls.append((self.path, body))
+        if self.path.startswith("/fetch"):
+            answer: Any = {"lead": {"id": 7, "score": 40}, "n": len(Recorder.calls)}
+        else:
+            answer = {"received": body}
+        data = json.dumps(answer).encode()
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture(autouse=True)
+def loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A safety net: this module's code connects to loopback or fails."""
+    original = socket.socket.connect
+
+    def connect(sock: socket.socket, address: Any) -> Any:
+        if isinstance(address, tuple) and not ipaddress.ip_address(address[0]).is_loopback:
+            raise AssertionError(f"a test tried to connect to {address[0]}")
+        return original(sock, address)
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
+
+
+@pytest.fixture
+def server() -> Iterator[str]:
+    Recorder.calls = []
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def settings(tmp_path: Path) -> Settings:
+    return Settings.from_env(
+        {
+            "LOOM_DATABASE_URL": f"sqlite:///{tmp_path}/loom.db",
+            "LOOM_HTTP_ALLOW": "127.0.0.1",
+            "LOOM_JWT_SECRET": SECRET,
+        }
+    )
+
+
+@pytest.fixture
+async def loom(tmp_path: Path) -> AsyncIterator[Loom]:
+    loom = Loom(settings(tmp_path))
+    await loom.start()
+    yield loom
+    await loom.stop()
+
+
+def definition(server: str, notify_body: dict[str, str] | None = None) -> dict[str, Any]:
+    """start → fetch (http) → shape → notify (http) → done."""
+    body = notify_body or {"score": "{{ input.score }}"}
+    return {
+        "project": "Sales",
+        "app": "Leads",
+        "name": "Enrich",
+        "threads": [
+            {
+                "key": "main",
+                "elements": [
+                    {"key": "start", "type": "trigger"},
+                    {
+                        "key": "fetch",
+                        "type": "http",
+                        "params": {"url": server + "/fetch?id={{ input.id }}"},
+                    },
+                    {
+                        "key": "shape",
+                        "type": "transform",
+                        "params": {"output": {"score": "input.body.lead.score * 2"}},
+                    },
+                    {
+                        "key": "notify",
+                        "type": "http",
+                        "params": {"method": "POST", "url": server + "/notify", "body": body},
+                    },
+                    {"key": "done", "type": "end"},
+                ],
+                "connections": [
+                    {"source": "start", "target": "fetch"},
+                    {"source": "fetch", "target": "shape"},
+                    {"source": "shape", "target": "notify"},
+                    {"source": "notify", "target": "done"},
+                ],
+            }
+        ],
+    }
+
+
+def without_fetch(server: str) -> dict[str, Any]:
+    d = definition(server)
+    thread = d["threads"][0]
+    thread["elements"] = [e for e in thread["elements"] if e["key"] != "fetch"]
+    thread["elements"][1]["params"] = {"output": {"score": "input.score"}}
+    thread["connections"] = [{"source": "start", "target": "shape"}, *thread["connections"][2:]]
+    return d
+
+
+async def finished(loom: Loom, execution_id: str, tenant: str = "acme") -> dict[str, Any]:
+    for _ in range(500):
+        status = await loom.executions.status(tenant, execution_id)
+        if status["status"] in ("completed", "failed", "cancelled"):
+            return status
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"execution {execution_id} did not finish")
+
+
+async def original_run(loom: Loom, server: str) -> tuple[str, str]:
+    saved = await loom.processes.save("acme", "alice", definition(server))
+    started = await loom.executions.start("acme", "alice", saved["process_id"], None, {"id": 7})
+    status = await finished(loom, started["execution_id"])
+    assert status["status"] == "completed"
+    return str(saved["process_id"]), str(started["execution_id"])
+
+
+async def started_event(loom: Loom, execution_id: str) -> dict[str, Any]:
+    events = await loom.executions.events("acme", execution_id)
+    assert events[0]["type"] == "ExecutionStarted"
+    return events[0]
+
+
+async def replays(loom: Loom, execution_id: str) -> bool:
+    history = await asyncio.to_thread(loom.store.read, "acme", UUID(execution_id))
+    started = history[0].event
+    graph = await loom.catalog.graph("acme", started.process_id, started.version)
+    report = replay(execution_id, graph, [r.event for r in history])
+    assert report.deterministic, report.divergence
+    return True
+
+
+# --- the service --------------------------------------------------------------------------
+
+
+async def test_a_rerun_from_the_middle_reuses_the_http_answer_and_calls_only_what_follows(
+    loom: Loom, server: str
+) -> None:
+    _, original_id = await original_run(loom, server)
+    original = await loom.executions.status("acme", original_id)
+    assert [path for path, _ in Recorder.calls] == ["/fetch?id=7", "/notify"]
+
+    again = await loom.executions.rerun("acme", "bob", original_id, "shape")
+    status = await finished(loom, again["execution_id"])
+
+    assert again["rerun_of"] == original_id and again["from"] == "shape"
+    assert status["status"] == "completed"
+    assert [path for path, _ in Recorder.calls] == ["/fetch?id=7", "/notify", "/notify"]
+    assert Recorder.calls[-1][1] == {"score": 80}
+    assert status["output"] == original["output"]
+    assert (status["rerun_of"], status["from"]) == (original_id, "shape")
+    started = await started_event(loom, again["execution_id"])
+    assert started["actor"] == "bob"
+    assert started["data"]["rerun_of"] == original_id
+    assert started["data"]["from_element"] == "shape"
+    assert started["data"]["input"] == {"id": 7}
+    assert started["data"]["reused"] == {
+        "start": {"output": {"id": 7}, "port": "out"},
+        "fetch": {"output": original["nodes"]["fetch"]["output"], "port": "out"},
+    }
+    assert status["nodes"]["fetch"]["output"] == original["nodes"]["fetch"]["output"]
+    assert await replays(loom, again["execution_id"])
+
+
+async def test_a_rerun_of_a_rerun_still_reuses_the_first_answer(loom: Loom, server: str) -> None:
+    _, original_id = await original_run(loom, server)
+    first = await loom.executions.rerun("acme", "bob", original_id, "notify")
+    await finished(loom, first["execution_id"])
+
+    second = await loom.executions.rerun("acme", "bob", first["execution_id"], "shape")
+    status = await finished(loom, second["execution_id"])
+
+    assert status["status"] == "completed"
+    assert [path for path, _ in Recorder.calls].count("/fetch?id=7") == 1
+
+
+async def test_a_rerun_on_a_newer_version_runs_the_new_definition_from_the_element(
+    loom: Loom, server: str
+) -> None:
+    process_id, original_id = await original_run(loom, server)
+    await loom.processes.save(
+        "acme",
+        "alice",
+        definition(server, {"score": "{{ input.score }}", "v": "{{ 2 }}"}),
+        process_id=process_id,
+        expected_version=1,
+    )
+
+    again = await loom.executions.rerun("acme", "bob", original_id, "notify", version=2)
+    status = await finished(loom, again["execution_id"])
+
+    assert status["version"] == 2
+    assert Recorder.calls[-1] == ("/notify", {"score": 80, "v": 2})
+    assert [path for path, _ in Recorder.calls].count("/fetch?id=7") == 1
+
+
+async def test_a_rerun_with_a_new_input_feeds_it_to_the_trigger(loom: Loom, server: str) -> None:
+    _, original_id = await original_run(loom, server)
+
+    again = await loom.executions.rerun("acme", "bob", original_id, "notify", input={"id": 8})
+    status = await finished(loom, again["execution_id"])
+
+    started = await started_event(loom, again["execution_id"])
+    assert started["data"]["input"] == {"id": 8}
+    assert "start" not in started["data"]["reused"]
+    assert status["nodes"]["start"]["output"] == {"id": 8}
+    assert [path for path, _ in Recorder.calls].count("/fetch?id=7") == 1
+
+
+async def test_a_version_lacking_an_element_whose_output_would_be_reused_is_refused(
+    loom: Loom, server: str
+) -> None:
+    process_id, original_id = await original_run(loom, server)
+    await loom.processes.save(
+        "acme", "alice", without_fetch(server), process_id=process_id, expected_version=1
+    )
+    await loom.projector.settled()
+    before = await loom.executions.list("acme", None, None, 50, None)
+
+    with pytest.raises(Invalid) as refused:
+        await loom.executions.rerun("acme", "bob", original_id, "shape", version=2)
+
+    assert refused.value.key == "fetch"
+    assert refused.value.extra["keys"] == ["fetch"]
+    assert "'fetch'" in refused.value.detail
+    await loom.projector.settled()
+    assert await loom.executions.list("acme", None, None, 50, None) == before
+
+
+async def test_an_unknown_element_is_refused_naming_it(loom: Loom, server: str) -> None:
+    _, original_id = await original_run(loom, server)
+
+    with pytest.raises(Invalid) as refused:
+        await loom.executions.rerun("acme", "bob", original_id, "nope")
+
+    assert refused.value.key == "nope"
+
+
+async def test_another_tenants_execution_cannot_be_rerun(loom: Loom, server: str) -> None:
+    _, original_id = await original_run(loom, server)
+
+    with pytest.raises(NotFound):
+        await loom.executions.rerun("globex", "mallory", original_id, "shape")
+    with pytest.raises(NotFound):
+        await loom.executions.rerun("acme", "bob", "not-an-id", "shape")
+
+
+async def test_an_error_branch_taken_before_the_element_is_reused_as_taken(
+    loom: Loom, server: str
+) -> None:
+    saved = await loom.processes.save(
+        "acme",
+        "alice",
+        {
+            "project": "Sales",
+            "app": "Leads",
+            "name": "Fallback",
+            "threads": [
+                {
+                    "key": "main",
+                    "elements": [
+                        {"key": "start", "type": "trigger"},
+                        {"key": "fetch", "type": "http", "params": {"url": "http://10.0.0.1/"}},
+                        {"key": "ok", "type": "end"},
+                        {
+                            "key": "note",
+                            "type": "transform",
+                            "params": {"output": {"tries": "input.attempts"}},
+                        },
+                        {"key": "done", "type": "end"},
+                    ],
+                    "connections": [
+                        {"source": "start", "target": "fetch"},
+                        {"source": "fetch", "target": "ok"},
+                        {"source": "fetch", "source_port": "error", "target": "note"},
+                        {"source": "note", "target": "done"},
+                    ],
+                }
+            ],
+        },
+    )
+    first = await loom.executions.start("acme", "alice", saved["process_id"], None, {})
+    original = await finished(loom, first["execution_id"])
+    assert original["output"] == {"done": {"tries": 1}}
+
+    again = await loom.executions.rerun("acme", "bob", first["execution_id"], "note")
+    status = await finished(loom, again["execution_id"])
+
+    started = await started_event(loom, again["execution_id"])
+    assert started["data"]["reused"]["fetch"]["port"] == "error"
+    assert status["output"] == {"done": {"tries": 1}}
+    assert status["nodes"]["ok"]["state"] == "skipped"
+    assert await replays(loom, again["execution_id"])
+
+
+# --- the REST route -----------------------------------------------------------------------------
+
+
+def auth(tenant: str = "acme", sub: str = "bob") -> dict[str, str]:
+    return {"Authorization": f"Bearer {mint_token(SECRET, tenant, sub)}"}
+
+
+async def test_the_rerun_route_answers_202_422_and_404(tmp_path: Path, server: str) -> None:
+    loom = Loom(settings(tmp_path))
+    async with AsyncTestClient(app=web_app(loom)) as client:
+        _, original_id = await original_run(loom, server)
+        url = f"/api/v1/executions/{original_id}/rerun"
+
+        accepted = await client.post(url, json={"from": "shape"}, headers=auth())
+        unknown = await client.post(url, json={"from": "nope"}, headers=auth())
+        no_from = await client.post(url, json={"version": 1}, headers=auth())
+        theirs = await client.post(url, json={"from": "shape"}, headers=auth("globex"))
+        no_version = await client.post(url, json={"from": "shape", "version": 9}, headers=auth())
+
+        assert accepted.status_code == 202, accepted.text
+        body = accepted.json()
+        assert (body["rerun_of"], body["from"]) == (original_id, "shape")
+        status = await finished(loom, body["execution_id"])
+        assert status["status"] == "completed"
+        assert status["started_by"] == "bob"
+        assert (unknown.status_code, unknown.json()["key"]) == (422, "nope")
+        assert no_from.status_code in (400, 422)
+        assert theirs.status_code == 404
+        assert no_version.status_code == 404
+        assert [path for path, _ in Recorder.calls].count("/fetch?id=7") == 1
+
+
+async def test_the_start_route_takes_an_execution_timeout(tmp_path: Path, server: str) -> None:
+    loom = Loom(settings(tmp_path))
+    async with AsyncTestClient(app=web_app(loom)) as client:
+        saved = await loom.processes.save("acme", "alice", definition(server))
+        body = {"process_id": saved["process_id"], "input": {"id": 7}}
+
+        started = await client.post(
+            "/api/v1/executions", json=body | {"timeout_s": 120}, headers=auth()
+        )
+        refused = await client.post(
+            "/api/v1/executions", json=body | {"timeout_s": 0}, headers=auth()
+        )
+
+        assert started.status_code == 202, started.text
+        assert refused.status_code in (400, 422)
+        execution_id = started.json()["execution_id"]
+        assert (await started_event(loom, execution_id))["data"]["timeout_s"] == 120
+        assert (await finished(loom, execution_id))["status"] == "completed"
+
+
+# --- loom rerun ---------------------------------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def serving(loom: Loom) -> AsyncIterator[str]:
+    config = uvicorn.Config(web_app(loom), host="127.0.0.1", port=0, log_config=None)
+    served = uvicorn.Server(config)
+    task = asyncio.create_task(served.serve())
+    try:
+        while not served.started:
+            await asyncio.sleep(0.02)
+        port = served.servers[0].sockets[0].getsockname()[1]
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        served.should_exit = True
+        await task
+
+
+async def test_loom_rerun_starts_a_rerun_through_the_running_api(
+    tmp_path: Path,
+    server: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("LOOM_JWT_SECRET", SECRET)
+    loom = Loom(settings(tmp_path))
+    async with serving(loom) as base:
+        _, original_id = await original_run(loom, server)
+        capsys.readouterr()
+
+        code = await asyncio.to_thread(
+            main,
+            [
+                "rerun",
+                "--tenant",
+                "acme",
+                original_id,
+                "--from",
+                "shape",
+                "--sub",
+                "carol",
+                "--url",
+                base,
+            ],
+        )
+        answer = msgspec.json.decode(capsys.readouterr().out)
+        refused = await asyncio.to_thread(
+            main, ["rerun", "--tenant", "acme", original_id, "--from", "nope", "--url", base]
+        )
+        refusal = msgspec.json.decode(capsys.readouterr().out)
+
+        assert code == 0
+        assert answer["rerun_of"] == original_id
+        status = await finished(loom, answer["execution_id"])
+        assert (status["status"], status["started_by"], status["from"]) == (
+            "completed",
+            "carol",
+            "shape",
+        )
+        assert refused == 1
+        assert refusal["key"] == "nope"
+        assert [path for path, _ in Recorder.calls].count("/fetch?id=7") == 1
+
+
+# --- the committed history ----------------------------------------------------------------------
+
+HISTORY = Path(__file__).resolve().parents[1] / "histories" / "rerun_from_middle.json"
+
+
+class History(msgspec.Struct):
+    definition: dict[str, Any]
+    events: list[AnyEvent]
+
+
+def test_the_committed_rerun_history_replays_and_a_changed_reused_output_diverges() -> None:
+    history = msgspec.json.decode(HISTORY.read_bytes(), type=History)
+    graph = compile_definition(parse_definition(history.definition))
+    started = history.events[0]
+    assert isinstance(started, ExecutionStarted) and started.from_element == "shape"
+    reused = dict(started.reused)
+    reused["fetch"] = {**reused["fetch"], "output": {"status": 200, "body": {"score": 1}}}
+    tampered = [msgspec.structs.replace(started, reused=reused), *history.events[1:]]
+
+    assert replay("ex-1", graph, history.events).deterministic
+    report = replay("ex-1", graph, tampered)
+
+    assert report.divergence is not None
+    assert report.divergence.expected is not None
+    assert (report.divergence.expected["type"], report.divergence.expected["element"]) == (
+        "NodeCompleted",
+        "fetch",
+    )
