@@ -88,12 +88,18 @@ def fold_status(doc: StatusDoc, seq: int, event: Event) -> StatusDoc:
             doc.update(status="completed", output=output, finished_at=event.at)
         case ExecutionFailed(error=error, element=element):
             doc.update(status="failed", error=error, failed_element=element, finished_at=event.at)
+            _stop_running(nodes)
         case ExecutionCancelled():
             doc.update(status="cancelled", finished_at=event.at)
-            for node in nodes.values():
-                if node["state"] == "running":
-                    node["state"] = "cancelled"
+            _stop_running(nodes)
     return doc
+
+
+def _stop_running(nodes: dict[str, Any]) -> None:
+    # An execution that ended stopped whatever was still waiting or in flight.
+    for node in nodes.values():
+        if node["state"] == "running":
+            node["state"] = "cancelled"
 
 
 def _node() -> dict[str, Any]:
