@@ -201,3 +201,10 @@ def test_a_sub_that_is_not_a_non_empty_string_is_refused(
 @pytest.mark.parametrize("exp", ["tomorrow", [1]])
 def test_a_non_numeric_exp_is_refused(hs_verifier: TokenVerifier, exp: Any) -> None:
     _refused(hs_verifier, jwt.encode(_claims(exp=exp), SECRET, algorithm="HS256"))
+
+
+def test_a_token_that_verified_once_is_refused_once_it_expires(hs_verifier: TokenVerifier) -> None:
+    token = jwt.encode(_claims(exp=int(time.time()) + 1), SECRET, algorithm="HS256")
+    assert hs_verifier.verify(token).tenant == "acme"
+    time.sleep(1.2)
+    assert "expired" in _refused(hs_verifier, token)
