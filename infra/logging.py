@@ -6,6 +6,7 @@ import logging
 import re
 import sys
 
+import msgspec
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
@@ -40,6 +41,42 @@ class _StdoutHandler(logging.StreamHandler):  # type: ignore[type-arg]
         super().emit(record)
 
 
+class _StdoutLogger:
+    """Our own loggers' sink: one rendered line to whatever `sys.stdout` is now.
+
+    Structlog's own path (no stdlib LogRecord, msgspec for JSON) costs a few µs a
+    line, where the stdlib path costs ~100 µs: it carries every per-request line.
+    """
+
+    def __init__(self, name: str = "") -> None:
+        self.name = name
+
+    def msg(self, message: str) -> None:
+        stream = sys.stdout
+        stream.write(message + "\n")
+        stream.flush()
+
+    debug = info = warning = warn = error = critical = exception = fatal = log = msg
+
+
+def _stdout_logger(*args: object) -> _StdoutLogger:
+    return _StdoutLogger(str(args[0]) if args else "")
+
+
+def _add_logger_name(logger: WrappedLogger, _: str, event_dict: EventDict) -> EventDict:
+    name = getattr(logger, "name", "")
+    if name:
+        event_dict.setdefault("logger", name)
+    return event_dict
+
+
+_json = msgspec.json.Encoder(enc_hook=str)
+
+
+def _dumps(value: object, **_: object) -> str:
+    return _json.encode(value).decode()
+
+
 def configure_logging(level: str = "info") -> None:
     """Send structlog and stdlib logging to stdout as JSON lines at `level`.
 
@@ -61,17 +98,21 @@ def configure_logging(level: str = "info") -> None:
     ]
     structlog.configure(
         processors=[
-            structlog.stdlib.filter_by_level,
-            *shared,
-            structlog.stdlib.PositionalArgumentsFormatter(),
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            _add_logger_name,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            redact_tokens,
             structlog.processors.StackInfoRenderer(),
-            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+            structlog.processors.format_exc_info,
+            structlog.processors.JSONRenderer(serializer=_dumps),
         ],
-        logger_factory=structlog.stdlib.LoggerFactory(),
-        wrapper_class=structlog.stdlib.BoundLogger,
+        logger_factory=_stdout_logger,
+        wrapper_class=structlog.make_filtering_bound_logger(numeric_level),
         cache_logger_on_first_use=True,
     )
 
+    # Libraries log through the standard library: their records join the same stream.
     handler = _StdoutHandler()
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
@@ -79,7 +120,7 @@ def configure_logging(level: str = "info") -> None:
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                 structlog.processors.format_exc_info,
-                structlog.processors.JSONRenderer(),
+                structlog.processors.JSONRenderer(serializer=_dumps),
             ],
         )
     )

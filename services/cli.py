@@ -93,6 +93,7 @@ def _serve(settings: Settings, role: str) -> int:
         host=settings.host,
         port=settings.port,
         log_config=None,
+        access_log=False,  # the API logs each request itself, on structlog's fast path
         ws_ping_interval=20.0,
         ws_ping_timeout=20.0,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -29,6 +30,7 @@ from services.api.auth import OPEN_PATHS, BearerAuthMiddleware
 from services.api.errors import MAX_BODY_BYTES, exception_handlers
 
 REQUEST_ID_HEADER = "X-Request-Id"
+_access_log = structlog.get_logger("loom.access")
 _SECURITY_SCHEME = "BearerToken"
 # A caller's own request id is kept only when it cannot smuggle anything into logs.
 _CALLER_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
@@ -45,12 +47,35 @@ class RequestIdMiddleware:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Bind a fresh logging context for this connection, then pass it on."""
-        if scope["type"] in ("http", "websocket"):
-            request_id = _request_id(scope)
-            structlog.contextvars.clear_contextvars()
-            structlog.contextvars.bind_contextvars(request_id=request_id)
-        await self.app(scope, receive, send)
+        """Bind a fresh logging context for this connection, pass it on, log the answer."""
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        request_id = _request_id(scope)
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        if scope["type"] == "websocket":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 0
+
+        async def send_and_note(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_note)
+        finally:
+            _access_log.info(
+                "request",
+                method=scope.get("method"),
+                path=scope.get("path"),
+                status=status,
+                ms=round((time.perf_counter() - started) * 1000, 2),
+            )
 
 
 def _request_id(scope: Scope) -> str:
