@@ -10,8 +10,9 @@ import msgspec
 
 from domain.clock import iso
 from domain.events import AgentListed, AgentSaved
-from domain.ports import Append, Clock, ConcurrencyError, EventStore, StoreUnavailable
-from services.api.errors import Conflict, Invalid, NotFound, Unavailable
+from domain.ports import Append, Clock, ConcurrencyError, EventStore
+from services.api.errors import Conflict, Invalid, NotFound
+from services.blocking import blocking
 
 
 class AgentSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -46,7 +47,7 @@ class AgentService:
         self, tenant: str, actor: str, spec: AgentSpec, agent_id: str | None = None
     ) -> dict[str, Any]:
         spec.check()
-        return await _blocking(self._save, tenant, actor, spec, agent_id)
+        return await blocking(self._save, tenant, actor, spec, agent_id)
 
     def _save(
         self, tenant: str, actor: str, spec: AgentSpec, agent_id: str | None
@@ -84,7 +85,7 @@ class AgentService:
         return _document(agent_id, [*versions, event])
 
     async def get(self, tenant: str, agent_id: str, version: int | None = None) -> dict[str, Any]:
-        versions = await _blocking(self._versions, tenant, agent_id)
+        versions = await blocking(self._versions, tenant, agent_id)
         if version is not None:
             if not 1 <= version <= len(versions):
                 raise NotFound(f"agent {agent_id} has no version {version}")
@@ -92,7 +93,7 @@ class AgentService:
         return _document(agent_id, versions)
 
     async def list(self, tenant: str) -> list[dict[str, Any]]:
-        return await _blocking(self._list, tenant)
+        return await blocking(self._list, tenant)
 
     def _list(self, tenant: str) -> list[dict[str, Any]]:
         listed = self._store.read(tenant, _catalog(tenant))
@@ -145,10 +146,3 @@ def _document(agent_id: str, versions: list[AgentSaved]) -> dict[str, Any]:
         "modified_at": last.at,
         "modified_by": last.actor,
     }
-
-
-async def _blocking(fn: Any, *args: Any) -> Any:
-    try:
-        return await asyncio.to_thread(fn, *args)
-    except StoreUnavailable as exc:
-        raise Unavailable(f"the event store is unavailable: {exc}") from None

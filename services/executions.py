@@ -17,6 +17,7 @@ from domain.ports import ConcurrencyError, EventStore, StoreUnavailable
 from domain.rerun import RerunRefused, plan_rerun
 from projections.status import empty_status, fold_status
 from services.api.errors import Conflict, Invalid, NotFound, Unavailable
+from services.blocking import blocking
 from services.catalog import DefinitionCatalog, UnknownProcess
 from services.engine.engine import Engine, UnknownExecution
 from services.tools.state import StateRefused, state_at
@@ -98,7 +99,7 @@ class ExecutionService:
         """
         _check_id(execution_id)
         _check_timeout(timeout_s)
-        history = await _blocking(self._store.read, tenant, UUID(execution_id))
+        history = await blocking(self._store.read, tenant, UUID(execution_id))
         if not history or not isinstance(history[0].event, ExecutionStarted):
             raise NotFound(f"execution {execution_id} not found")
         first = history[0].event
@@ -158,11 +159,11 @@ class ExecutionService:
 
     async def status(self, tenant: str, execution_id: str) -> dict[str, Any]:
         _check_id(execution_id)
-        doc = await _blocking(self._statuses.get, tenant, execution_id)
+        doc = await blocking(self._statuses.get, tenant, execution_id)
         history = None
         if doc is None:
             # Not projected yet: the store is the record, fold it here.
-            history = await _blocking(self._store.read, tenant, UUID(execution_id))
+            history = await blocking(self._store.read, tenant, UUID(execution_id))
             if not history or not isinstance(history[0].event, ExecutionStarted):
                 raise NotFound(f"execution {execution_id} not found")
             doc = empty_status(execution_id)
@@ -187,7 +188,7 @@ class ExecutionService:
             # No process has such an id; answer as for any unknown one, without asking
             # a store that may refuse the value (PostgreSQL text cannot hold NUL).
             return {"items": [], "next_cursor": None}
-        items = await _blocking(
+        items = await blocking(
             lambda: self._statuses.list(
                 tenant, process_id=process_id, status=status, limit=limit, cursor=after
             )
@@ -200,7 +201,7 @@ class ExecutionService:
 
     async def events(self, tenant: str, execution_id: str) -> list[dict[str, Any]]:
         _check_id(execution_id)
-        history = await _blocking(self._store.read, tenant, UUID(execution_id))
+        history = await blocking(self._store.read, tenant, UUID(execution_id))
         if not history or not isinstance(history[0].event, ExecutionStarted):
             raise NotFound(f"execution {execution_id} not found")
         return [
@@ -219,7 +220,7 @@ class ExecutionService:
         """Time travel: the execution as it stood after its event `at` (default: the last):
         the stack, every element's state and output, effects in flight, timers."""
         _check_id(execution_id)
-        history = await _blocking(self._store.read, tenant, UUID(execution_id))
+        history = await blocking(self._store.read, tenant, UUID(execution_id))
         if not history or not isinstance(history[0].event, ExecutionStarted):
             raise NotFound(f"execution {execution_id} not found")
         started = history[0].event
@@ -290,10 +291,3 @@ def _decode_cursor(cursor: str) -> tuple[str, str]:
         # A forged cursor: PostgreSQL would refuse the NUL with an error, not an answer.
         raise Invalid("cursor is not one this API gave out")
     return started_at, execution_id
-
-
-async def _blocking(fn: Any, *args: Any) -> Any:
-    try:
-        return await asyncio.to_thread(fn, *args)
-    except StoreUnavailable as exc:
-        raise Unavailable(f"the event store is unavailable: {exc}") from None

@@ -7,7 +7,6 @@ failed save leaves nothing behind.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 
@@ -17,10 +16,11 @@ from domain.clock import iso
 from domain.definition import Graph, compile_definition, parse_definition
 from domain.errors import DefinitionInvalid, InvalidCommand, Problem
 from domain.events import ProcessSaved, ProjectCreated
-from domain.ports import Append, Clock, ConcurrencyError, EventStore, StoreUnavailable
+from domain.ports import Append, Clock, ConcurrencyError, EventStore
 from domain.process import Process, Project, app_id, project_id
 from services.agents import saved_versions
-from services.api.errors import Conflict, Invalid, NotFound, Unavailable
+from services.api.errors import Conflict, Invalid, NotFound
+from services.blocking import blocking
 from services.catalog import DefinitionCatalog, UnknownProcess
 
 
@@ -39,7 +39,7 @@ class ProcessService:
         process_id: str | None = None,
         expected_version: int = 0,
     ) -> dict[str, Any]:
-        return await _blocking(self._save, tenant, actor, raw, process_id, expected_version)
+        return await blocking(self._save, tenant, actor, raw, process_id, expected_version)
 
     def _save(self, *args: Any) -> dict[str, Any]:
         # A new process in a busy project can race another save for the project's
@@ -110,17 +110,17 @@ class ProcessService:
         }
 
     async def get(self, tenant: str, process_id: str, version: int | None) -> dict[str, Any]:
-        process = await _blocking(self._load, tenant, process_id)
+        process = await blocking(self._load, tenant, process_id)
         if version is not None and version not in process.versions:
             raise NotFound(f"process {process_id} has no version {version}")
         return _process_document(process, version or process.version)
 
     async def list(self, tenant: str) -> list[dict[str, Any]]:
-        _, processes = await _blocking(self._filed, tenant)
+        _, processes = await blocking(self._filed, tenant)
         return [_summary(p) for p in processes.values()]
 
     async def projects(self, tenant: str) -> list[dict[str, Any]]:
-        projects, filed = await _blocking(self._filed, tenant)
+        projects, filed = await blocking(self._filed, tenant)
         # A version saved under another project or app moves the process there; the old
         # project's filing stays in its history, so each is shown only where it lives now.
         home = {
@@ -228,10 +228,3 @@ def _summary(process: Process) -> dict[str, Any]:
     doc = _process_document(process, process.version)
     doc.pop("threads")
     return doc
-
-
-async def _blocking(fn: Any, *args: Any) -> Any:
-    try:
-        return await asyncio.to_thread(fn, *args)
-    except StoreUnavailable as exc:
-        raise Unavailable(f"the event store is unavailable: {exc}") from None
