@@ -52,9 +52,10 @@ class _StdoutLogger:
         self.name = name
 
     def msg(self, message: str) -> None:
-        stream = sys.stdout
-        stream.write(message + "\n")
-        stream.flush()
+        # No flush of our own: a terminal is line-buffered, a pipe or file takes
+        # PYTHONUNBUFFERED=1 when every line must leave at once. A flush per line
+        # is a system call per request on the event loop.
+        sys.stdout.write(message + "\n")
 
     debug = info = warning = warn = error = critical = exception = fatal = log = msg
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from typing import Any
-from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
+from uuid import NAMESPACE_URL, UUID, uuid5
 
 import msgspec
 
@@ -13,6 +13,7 @@ from domain.events import AgentListed, AgentSaved
 from domain.ports import Append, Clock, ConcurrencyError, EventStore
 from services.api.errors import Conflict, Invalid, NotFound
 from services.blocking import blocking
+from services.ids import new_id
 
 
 class AgentSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -54,7 +55,7 @@ class AgentService:
     ) -> dict[str, Any]:
         at = iso(self._clock.now())
         if agent_id is None:
-            agent_id = str(uuid4())
+            agent_id = new_id()
             versions: list[AgentSaved] = []
         else:
             versions = self._versions(tenant, agent_id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import OrderedDict
 from uuid import UUID
 
@@ -16,10 +17,36 @@ class UnknownProcess(LookupError):
 
 
 class DefinitionCatalog:
-    def __init__(self, store: EventStore, capacity: int = 512) -> None:
+    """Compiled graphs by (tenant, process, version), and each process's latest version.
+
+    Versions never change once saved, so graphs are cached for good. Which version
+    is the latest does change: a save through this process forgets it at once, and
+    one made by another API process is seen within `latest_ttl_s`.
+    """
+
+    def __init__(self, store: EventStore, capacity: int = 512, latest_ttl_s: float = 1.0) -> None:
         self._store = store
         self._graphs: OrderedDict[tuple[str, str, int], Graph] = OrderedDict()
         self._capacity = capacity
+        self._latest: OrderedDict[tuple[str, str], tuple[float, Process]] = OrderedDict()
+        self._latest_ttl_s = latest_ttl_s
+
+    async def latest(self, tenant: str, process_id: str, *, refresh: bool = False) -> Process:
+        """The process with every version saved so far (UnknownProcess if none)."""
+        key = (tenant, process_id)
+        known = self._latest.get(key)
+        if not refresh and known is not None and time.monotonic() - known[0] < self._latest_ttl_s:
+            return known[1]
+        process = await asyncio.to_thread(self.load, tenant, process_id)
+        self._latest[key] = (time.monotonic(), process)
+        self._latest.move_to_end(key)
+        if len(self._latest) > self._capacity:
+            self._latest.popitem(last=False)
+        return process
+
+    def forget(self, tenant: str, process_id: str) -> None:
+        """A new version was saved here: the next `latest` reads it."""
+        self._latest.pop((tenant, process_id), None)
 
     def load(self, tenant: str, process_id: str) -> Process:
         """The process aggregate, or UnknownProcess (blocking)."""

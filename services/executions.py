@@ -6,7 +6,7 @@ import asyncio
 import base64
 import hashlib
 from typing import Any
-from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
+from uuid import NAMESPACE_URL, UUID, uuid5
 
 import msgspec
 
@@ -20,6 +20,7 @@ from services.api.errors import Conflict, Invalid, NotFound, Unavailable
 from services.blocking import blocking
 from services.catalog import DefinitionCatalog, UnknownProcess
 from services.engine.engine import Engine, UnknownExecution
+from services.ids import new_id
 from services.tools.state import StateRefused, state_at
 
 STATUSES = ("pending", "running", "completed", "failed", "cancelled")
@@ -47,7 +48,9 @@ class ExecutionService:
     ) -> dict[str, Any]:
         _check_timeout(timeout_s)
         try:
-            process = await asyncio.to_thread(self._catalog.load, tenant, process_id)
+            process = await self._catalog.latest(tenant, process_id)
+            if version is not None and version not in process.versions:
+                process = await self._catalog.latest(tenant, process_id, refresh=True)
         except UnknownProcess:
             raise NotFound(f"process {process_id} not found") from None
         except StoreUnavailable as exc:
@@ -61,7 +64,7 @@ class ExecutionService:
                 raise Invalid("Idempotency-Key must be 1 to 200 characters")
             execution_id = str(uuid5(NAMESPACE_URL, f"loom:{tenant}:idem:{idempotency_key}"))
         else:
-            execution_id = str(uuid4())
+            execution_id = new_id()
         started = ExecutionStarted(
             at=self._engine.now(),
             actor=actor,
@@ -135,13 +138,13 @@ class ExecutionService:
             reused=reused,
             timeout_s=timeout_s,
         )
-        new_id = str(uuid4())
+        rerun_id = new_id()
         try:
-            execution = await self._engine.start(tenant, new_id, started)
+            execution = await self._engine.start(tenant, rerun_id, started)
         except StoreUnavailable as exc:
             raise Unavailable(f"the event store is unavailable: {exc}") from None
         return {
-            "execution_id": new_id,
+            "execution_id": rerun_id,
             "status": execution.status,
             "rerun_of": execution_id,
             "from": from_key,

@@ -8,7 +8,7 @@ failed save leaves nothing behind.
 from __future__ import annotations
 
 from typing import Any
-from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
+from uuid import NAMESPACE_URL, UUID, uuid5
 
 import msgspec
 
@@ -22,6 +22,7 @@ from services.agents import saved_versions
 from services.api.errors import Conflict, Invalid, NotFound
 from services.blocking import blocking
 from services.catalog import DefinitionCatalog, UnknownProcess
+from services.ids import new_id
 
 
 class ProcessService:
@@ -67,7 +68,7 @@ class ProcessService:
             raise Invalid(exc.detail, key=exc.key, problems=problems) from None
         self._check_agents(tenant, graph)
         if process_id is None:
-            process = Process(str(uuid4()))
+            process = Process(new_id())
         else:
             process = self._load(tenant, process_id)
         at = iso(self._clock.now())
@@ -100,6 +101,7 @@ class ProcessService:
             listed = len(self._store.read(tenant, catalog))
             appends.append(Append(catalog, listed, [filing[0]]))
         self._store.append(tenant, appends)
+        self._catalog.forget(tenant, process.id)
         return {
             "process_id": process.id,
             "version": saved.version,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import time
-import uuid
 from collections.abc import Sequence
 from typing import Any
 
@@ -28,6 +27,7 @@ from infra.auth import TokenVerifier
 from infra.settings import Settings
 from services.api.auth import OPEN_PATHS, BearerAuthMiddleware
 from services.api.errors import MAX_BODY_BYTES, exception_handlers
+from services.ids import new_id
 
 REQUEST_ID_HEADER = "X-Request-Id"
 _access_log = structlog.get_logger("loom.access")
@@ -86,7 +86,7 @@ def _request_id(scope: Scope) -> str:
         (v.decode("latin-1") for k, v in scope.get("headers", ()) if k.lower() == b"x-request-id"),
         "",
     )
-    request_id = incoming if _CALLER_REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
+    request_id = incoming if _CALLER_REQUEST_ID.fullmatch(incoming) else new_id().replace("-", "")
     state["request_id"] = request_id
     return request_id
 
