@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -12,6 +13,7 @@ from typing import Any
 
 import psycopg
 import pytest
+import structlog
 
 from infra.store.postgres import PostgresParams, parse_postgres_url
 
@@ -80,3 +82,9 @@ def postgres_schema(
     yield schema
     with postgres_connect() as conn:
         conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+
+
+@pytest.fixture(autouse=True)
+def _logs_to_stderr() -> None:
+    """Log lines of in-process servers go to stderr, so a test can read a command's stdout."""
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
