@@ -24,36 +24,11 @@ from services.bootstrap import Loom, open_store
 from services.tools.audit import verify_chain
 from services.tools.history import Histories
 from services.tools.replay import replay_one, replay_tenant
+from tests.support import contract_example
 
 BIG = "replaybench-big"  # the one 10,000-event execution
 MANY = "replaybench-many"  # the 1,000 executions `replay --all` goes through
-EXAMPLE = {
-    "project": "Bench",
-    "app": "Bench",
-    "name": "qualify",
-    "threads": [
-        {
-            "key": "main",
-            "elements": [
-                {"key": "start", "type": "trigger"},
-                {
-                    "key": "score",
-                    "type": "transform",
-                    "params": {"output": {"score": "input.amount * 2"}},
-                },
-                {"key": "big", "type": "condition", "params": {"expression": "input.score > 100"}},
-                {"key": "yes", "type": "end"},
-                {"key": "no", "type": "end"},
-            ],
-            "connections": [
-                {"source": "start", "target": "score"},
-                {"source": "score", "target": "big"},
-                {"source": "big", "source_port": "true", "target": "yes"},
-                {"source": "big", "source_port": "false", "target": "no"},
-            ],
-        }
-    ],
-}
+EXAMPLE = contract_example(project="Bench", app="Bench", name="qualify")
 
 
 async def _record(loom: Loom, executions: int) -> str:

@@ -6,8 +6,9 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, get, post, put
+from litestar.di import NamedDependency
 from litestar.openapi import ResponseSpec
-from litestar.params import Body, Parameter
+from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_202_ACCEPTED
 
 from domain.elements import ELEMENT_TYPES
@@ -17,8 +18,6 @@ from services.api.errors import Invalid
 from services.api.schemas import AgentIn, ErrorOut, RerunIn, SaveProcessIn, StartExecutionIn
 from services.executions import ExecutionService
 from services.processes import ProcessService
-
-JSONBody = Annotated[Any, Body(media_type="application/json")]
 
 _ERRORS = {
     400: "The request is not the JSON or the parameters asked for",
@@ -56,7 +55,10 @@ class ProcessController(Controller):
 
     @post("/processes", status_code=HTTP_201_CREATED, responses=_errors(400, 409, 413, 422))
     async def create_process(
-        self, request: Request[Any, Any, Any], data: SaveProcessIn, processes: ProcessService
+        self,
+        request: Request[Any, Any, Any],
+        data: JSONBody[SaveProcessIn],
+        processes: NamedDependency[ProcessService],
     ) -> dict[str, Any]:
         who = _who(request)
         return await processes.save(who.tenant, who.sub, _definition(data))
@@ -69,9 +71,9 @@ class ProcessController(Controller):
     async def save_version(
         self,
         request: Request[Any, Any, Any],
-        process_id: str,
-        data: SaveProcessIn,
-        processes: ProcessService,
+        process_id: FromPath[str],
+        data: JSONBody[SaveProcessIn],
+        processes: NamedDependency[ProcessService],
     ) -> dict[str, Any]:
         if data.expected_version is None:
             raise Invalid("`expected_version` is required to save a new version")
@@ -86,7 +88,7 @@ class ProcessController(Controller):
 
     @get("/processes", responses=_errors())
     async def list_processes(
-        self, request: Request[Any, Any, Any], processes: ProcessService
+        self, request: Request[Any, Any, Any], processes: NamedDependency[ProcessService]
     ) -> list[dict[str, Any]]:
         return await processes.list(_who(request).tenant)
 
@@ -94,15 +96,15 @@ class ProcessController(Controller):
     async def get_process(
         self,
         request: Request[Any, Any, Any],
-        process_id: str,
-        processes: ProcessService,
-        version: Annotated[int | None, Parameter(ge=1)] = None,
+        process_id: FromPath[str],
+        processes: NamedDependency[ProcessService],
+        version: Annotated[int | None, QueryParameter(ge=1)] = None,
     ) -> dict[str, Any]:
         return await processes.get(_who(request).tenant, process_id, version)
 
     @get("/projects", responses=_errors())
     async def list_projects(
-        self, request: Request[Any, Any, Any], processes: ProcessService
+        self, request: Request[Any, Any, Any], processes: NamedDependency[ProcessService]
     ) -> list[dict[str, Any]]:
         return await processes.projects(_who(request).tenant)
 
@@ -127,9 +129,9 @@ class ExecutionController(Controller):
     async def start_execution(
         self,
         request: Request[Any, Any, Any],
-        data: StartExecutionIn,
-        executions: ExecutionService,
-        idempotency_key: Annotated[str | None, Parameter(header="Idempotency-Key")] = None,
+        data: JSONBody[StartExecutionIn],
+        executions: NamedDependency[ExecutionService],
+        idempotency_key: Annotated[str | None, HeaderParameter(name="Idempotency-Key")] = None,
     ) -> dict[str, Any]:
         who = _who(request)
         return await executions.start(
@@ -146,23 +148,29 @@ class ExecutionController(Controller):
     async def list_executions(
         self,
         request: Request[Any, Any, Any],
-        executions: ExecutionService,
-        process_id: str | None = None,
-        status: str | None = None,
-        limit: Annotated[int, Parameter(ge=1, le=500)] = 50,
-        cursor: str | None = None,
+        executions: NamedDependency[ExecutionService],
+        process_id: FromQuery[str | None] = None,
+        status: FromQuery[str | None] = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=500)] = 50,
+        cursor: FromQuery[str | None] = None,
     ) -> dict[str, Any]:
         return await executions.list(_who(request).tenant, process_id, status, limit, cursor)
 
     @get("/{execution_id:str}/status", responses=_errors(404))
     async def execution_status(
-        self, request: Request[Any, Any, Any], execution_id: str, executions: ExecutionService
+        self,
+        request: Request[Any, Any, Any],
+        execution_id: FromPath[str],
+        executions: NamedDependency[ExecutionService],
     ) -> dict[str, Any]:
         return await executions.status(_who(request).tenant, execution_id)
 
     @get("/{execution_id:str}/events", responses=_errors(404))
     async def execution_events(
-        self, request: Request[Any, Any, Any], execution_id: str, executions: ExecutionService
+        self,
+        request: Request[Any, Any, Any],
+        execution_id: FromPath[str],
+        executions: NamedDependency[ExecutionService],
     ) -> list[dict[str, Any]]:
         return await executions.events(_who(request).tenant, execution_id)
 
@@ -170,15 +178,18 @@ class ExecutionController(Controller):
     async def execution_state(
         self,
         request: Request[Any, Any, Any],
-        execution_id: str,
-        executions: ExecutionService,
-        at: int | None = None,
+        execution_id: FromPath[str],
+        executions: NamedDependency[ExecutionService],
+        at: FromQuery[int | None] = None,
     ) -> dict[str, Any]:
         return await executions.state(_who(request).tenant, execution_id, at)
 
     @post("/{execution_id:str}/cancel", status_code=HTTP_200_OK, responses=_errors(404, 409))
     async def cancel_execution(
-        self, request: Request[Any, Any, Any], execution_id: str, executions: ExecutionService
+        self,
+        request: Request[Any, Any, Any],
+        execution_id: FromPath[str],
+        executions: NamedDependency[ExecutionService],
     ) -> dict[str, Any]:
         who = _who(request)
         return await executions.cancel(who.tenant, who.sub, execution_id)
@@ -191,9 +202,9 @@ class ExecutionController(Controller):
     async def rerun_execution(
         self,
         request: Request[Any, Any, Any],
-        execution_id: str,
-        data: RerunIn,
-        executions: ExecutionService,
+        execution_id: FromPath[str],
+        data: JSONBody[RerunIn],
+        executions: NamedDependency[ExecutionService],
     ) -> dict[str, Any]:
         who = _who(request)
         return await executions.rerun(
@@ -206,7 +217,10 @@ class AgentController(Controller):
 
     @post("/", status_code=HTTP_201_CREATED, responses=_errors(400, 409, 413, 422))
     async def create_agent(
-        self, request: Request[Any, Any, Any], data: AgentIn, agents: AgentService
+        self,
+        request: Request[Any, Any, Any],
+        data: JSONBody[AgentIn],
+        agents: NamedDependency[AgentService],
     ) -> dict[str, Any]:
         who = _who(request)
         return await agents.save(
@@ -215,19 +229,26 @@ class AgentController(Controller):
 
     @get("/", responses=_errors())
     async def list_agents(
-        self, request: Request[Any, Any, Any], agents: AgentService
+        self, request: Request[Any, Any, Any], agents: NamedDependency[AgentService]
     ) -> list[dict[str, Any]]:
         return await agents.list(_who(request).tenant)
 
     @get("/{agent_id:str}", responses=_errors(404))
     async def get_agent(
-        self, request: Request[Any, Any, Any], agent_id: str, agents: AgentService
+        self,
+        request: Request[Any, Any, Any],
+        agent_id: FromPath[str],
+        agents: NamedDependency[AgentService],
     ) -> dict[str, Any]:
         return await agents.get(_who(request).tenant, agent_id)
 
     @put("/{agent_id:str}", status_code=HTTP_200_OK, responses=_errors(400, 404, 409, 413, 422))
     async def update_agent(
-        self, request: Request[Any, Any, Any], agent_id: str, data: AgentIn, agents: AgentService
+        self,
+        request: Request[Any, Any, Any],
+        agent_id: FromPath[str],
+        data: JSONBody[AgentIn],
+        agents: NamedDependency[AgentService],
     ) -> dict[str, Any]:
         who = _who(request)
         spec = msgspec.convert(msgspec.to_builtins(data), AgentSpec)

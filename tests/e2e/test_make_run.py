@@ -22,37 +22,12 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.support import contract_example
+
 pytestmark = pytest.mark.e2e
 
 LOOM = Path(sys.executable).parent / "loom"
-EXAMPLE: dict[str, Any] = {
-    "project": "Sales",
-    "app": "Leads",
-    "name": "Qualify lead",
-    "threads": [
-        {
-            "key": "main",
-            "name": "Main",
-            "elements": [
-                {"key": "start", "type": "trigger"},
-                {
-                    "key": "score",
-                    "type": "transform",
-                    "params": {"output": {"score": "input.amount * 2"}},
-                },
-                {"key": "big", "type": "condition", "params": {"expression": "input.score > 100"}},
-                {"key": "yes", "type": "end"},
-                {"key": "no", "type": "end"},
-            ],
-            "connections": [
-                {"source": "start", "target": "score"},
-                {"source": "score", "target": "big"},
-                {"source": "big", "source_port": "true", "target": "yes"},
-                {"source": "big", "source_port": "false", "target": "no"},
-            ],
-        }
-    ],
-}
+EXAMPLE: dict[str, Any] = contract_example()
 
 
 def _free_port() -> int:

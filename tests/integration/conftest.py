@@ -1,4 +1,5 @@
-"""Fixtures of the integration tests: a NATS JetStream of their own for each test.
+"""Fixtures of the integration tests: a NATS JetStream of their own for each test,
+a database of each store kind and an API client over it.
 
 (`nats_url` could move to tests/conftest.py once the e2e tests want it too; they
 use tests/nats_support directly meanwhile.)
@@ -7,10 +8,16 @@ use tests/nats_support directly meanwhile.)
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
 
 import pytest
+from litestar.testing import AsyncTestClient
 
+from infra.settings import Settings
+from services.bootstrap import Loom, web_app
 from tests.nats_support import delete_streams, nats_server_url, unique_nats_url
+from tests.support import SECRET
 
 
 @pytest.fixture(scope="session")
@@ -25,3 +32,25 @@ async def nats_url(nats_server: str) -> AsyncIterator[str]:
     url, prefix = unique_nats_url(nats_server)
     yield url
     await delete_streams(nats_server, prefix)
+
+
+# --- a store of each kind, and the API over it --------------------------------------
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A LOOM_DATABASE_URL of the test's own: a SQLite file, or a PostgreSQL schema."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/loom.db"
+    url = request.getfixturevalue("postgres_url")
+    schema = request.getfixturevalue("postgres_schema")
+    return f"{url}{'&' if '?' in url else '?'}schema={schema}"
+
+
+@pytest.fixture
+async def client(database_url: str) -> AsyncIterator[AsyncTestClient[Any]]:
+    """The whole app (`web_app`) on `database_url`, answering tokens minted with SECRET."""
+    settings = Settings.from_env({"LOOM_DATABASE_URL": database_url, "LOOM_JWT_SECRET": SECRET})
+    app = web_app(Loom(settings))
+    async with AsyncTestClient(app=app, raise_server_exceptions=False) as test_client:
+        yield test_client

@@ -9,19 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import copy
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
 from litestar.testing import AsyncTestClient
 
 from infra.auth import mint_token
-from infra.settings import Settings
-from services.bootstrap import Loom, web_app
+from tests.support import SECRET, contract_example
 
-SECRET = "a-test-secret-that-is-long-enough-for-hs256"
 TERMINAL = ("completed", "failed", "cancelled")
 EVENT_TYPES = {
     "ExecutionStarted",
@@ -35,34 +32,7 @@ EVENT_TYPES = {
 }
 
 # The contract's own example.
-EXAMPLE: dict[str, Any] = {
-    "project": "Sales",
-    "app": "Leads",
-    "name": "Qualify lead",
-    "threads": [
-        {
-            "key": "main",
-            "name": "Main",
-            "elements": [
-                {"key": "start", "type": "trigger"},
-                {
-                    "key": "score",
-                    "type": "transform",
-                    "params": {"output": {"score": "input.amount * 2"}},
-                },
-                {"key": "big", "type": "condition", "params": {"expression": "input.score > 100"}},
-                {"key": "yes", "type": "end"},
-                {"key": "no", "type": "end"},
-            ],
-            "connections": [
-                {"source": "start", "target": "score"},
-                {"source": "score", "target": "big"},
-                {"source": "big", "source_port": "true", "target": "yes"},
-                {"source": "big", "source_port": "false", "target": "no"},
-            ],
-        }
-    ],
-}
+EXAMPLE: dict[str, Any] = contract_example()
 
 Client = AsyncTestClient[Any]
 
@@ -72,23 +42,6 @@ def auth(tenant: str = "acme", sub: str = "alice") -> dict[str, str]:
 
 
 ALICE = auth()
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/loom.db"
-    url = request.getfixturevalue("postgres_url")
-    schema = request.getfixturevalue("postgres_schema")
-    return f"{url}{'&' if '?' in url else '?'}schema={schema}"
-
-
-@pytest.fixture
-async def client(database_url: str) -> AsyncIterator[Client]:
-    settings = Settings.from_env({"LOOM_DATABASE_URL": database_url, "LOOM_JWT_SECRET": SECRET})
-    app = web_app(Loom(settings))
-    async with AsyncTestClient(app=app, raise_server_exceptions=False) as test_client:
-        yield test_client
 
 
 def with_delay(seconds: float, name: str = "Wait") -> dict[str, Any]:

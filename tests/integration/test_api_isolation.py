@@ -27,8 +27,8 @@ from litestar.testing import AsyncTestClient
 from infra.auth import mint_token
 from infra.settings import Settings
 from services.bootstrap import Loom, web_app
+from tests.support import SECRET
 
-SECRET = "a-test-secret-that-is-long-enough-for-hs256"
 Client = AsyncTestClient[Any]
 
 A = {"Authorization": f"Bearer {mint_token(SECRET, 'acme', 'alice')}"}
@@ -76,22 +76,6 @@ WAITING: dict[str, Any] = {
 
 def _settings(database_url: str, **env: str) -> Settings:
     return Settings.from_env({"LOOM_DATABASE_URL": database_url, "LOOM_JWT_SECRET": SECRET, **env})
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/loom.db"
-    url = request.getfixturevalue("postgres_url")
-    schema = request.getfixturevalue("postgres_schema")
-    return f"{url}{'&' if '?' in url else '?'}schema={schema}"
-
-
-@pytest.fixture
-async def client(database_url: str) -> AsyncIterator[Client]:
-    app = web_app(Loom(_settings(database_url)))
-    async with AsyncTestClient(app=app, raise_server_exceptions=False) as test_client:
-        yield test_client
 
 
 class Seeded:

@@ -12,7 +12,6 @@ import sqlite3
 import typing
 import uuid
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -28,36 +27,11 @@ from infra.store.postgres import parse_postgres_url
 from services.bootstrap import Loom
 from services.cli import main
 from services.tools.audit import verify_chain
+from tests.support import contract_example
 
 AT = "2025-01-01T00:00:00.000000Z"
 
-PROCESS: dict[str, Any] = {
-    "project": "Sales",
-    "app": "Leads",
-    "name": "Qualify lead",
-    "threads": [
-        {
-            "key": "main",
-            "elements": [
-                {"key": "start", "type": "trigger"},
-                {
-                    "key": "score",
-                    "type": "transform",
-                    "params": {"output": {"score": "input.amount * 2"}},
-                },
-                {"key": "big", "type": "condition", "params": {"expression": "input.score > 100"}},
-                {"key": "yes", "type": "end"},
-                {"key": "no", "type": "end"},
-            ],
-            "connections": [
-                {"source": "start", "target": "score"},
-                {"source": "score", "target": "big"},
-                {"source": "big", "source_port": "true", "target": "yes"},
-                {"source": "big", "source_port": "false", "target": "no"},
-            ],
-        }
-    ],
-}
+PROCESS: dict[str, Any] = contract_example()
 SCORE_DONE = 5  # ExecutionStarted, start executing and completed, score executing, score completed
 
 
@@ -203,15 +177,6 @@ class Rows:
 
     def close(self) -> None:
         self.db.close()
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/loom.db"
-    url = request.getfixturevalue("postgres_url")
-    schema = request.getfixturevalue("postgres_schema")
-    return f"{url}{'&' if '?' in url else '?'}schema={schema}"
 
 
 @pytest.fixture

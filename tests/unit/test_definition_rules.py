@@ -10,35 +10,10 @@ import pytest
 from domain.definition import Graph, compile_definition, parse_definition
 from domain.errors import DefinitionInvalid
 from domain.expressions import MAX_MACROS, MAX_SOURCE_CHARS
+from tests.support import contract_example, el
+from tests.support import edge as conn
 
-CONTRACT_EXAMPLE: dict[str, Any] = {
-    "project": "Sales",
-    "app": "Leads",
-    "name": "Qualify lead",
-    "threads": [
-        {
-            "key": "main",
-            "name": "Main",
-            "elements": [
-                {"key": "start", "type": "trigger"},
-                {
-                    "key": "score",
-                    "type": "transform",
-                    "params": {"output": {"score": "input.amount * 2"}},
-                },
-                {"key": "big", "type": "condition", "params": {"expression": "input.score > 100"}},
-                {"key": "yes", "type": "end"},
-                {"key": "no", "type": "end"},
-            ],
-            "connections": [
-                {"source": "start", "target": "score"},
-                {"source": "score", "target": "big"},
-                {"source": "big", "source_port": "true", "target": "yes"},
-                {"source": "big", "source_port": "false", "target": "no"},
-            ],
-        }
-    ],
-}
+CONTRACT_EXAMPLE: dict[str, Any] = contract_example()
 
 
 def compile_(data: dict[str, Any]) -> Graph:
@@ -55,20 +30,6 @@ def thread(
     key: str = "main",
 ) -> dict[str, Any]:
     return {"key": key, "elements": elements, "connections": connections or []}
-
-
-def el(key: str, type_: str, **params: Any) -> dict[str, Any]:
-    element: dict[str, Any] = {"key": key, "type": type_}
-    if params:
-        element["params"] = params
-    return element
-
-
-def conn(source: str, target: str, port: str | None = None) -> dict[str, Any]:
-    c = {"source": source, "target": target}
-    if port is not None:
-        c["source_port"] = port
-    return c
 
 
 def after_trigger(element: dict[str, Any]) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from domain.events import (
     NodeSkipped,
 )
 from domain.execution import Execution
+from tests.support import Thread, contract_thread, definition, edge, el
 
 T0 = "2024-05-01T09:00:00.000000Z"
 ACTOR = "alice"
@@ -34,50 +35,11 @@ def at(seconds: float) -> str:
 # --- building definitions -------------------------------------------------------------
 
 
-def el(key: str, type_: str, **params: Any) -> dict[str, Any]:
-    element: dict[str, Any] = {"key": key, "type": type_}
-    if params:
-        element["params"] = params
-    return element
+def graph_of(*threads: Thread) -> Graph:
+    return compile_definition(parse_definition(definition(*threads)))
 
 
-def edge(source: str, target: str, port: str | None = None) -> dict[str, Any]:
-    c = {"source": source, "target": target}
-    if port is not None:
-        c["source_port"] = port
-    return c
-
-
-def graph_of(*threads: tuple[list[dict[str, Any]], list[dict[str, Any]]]) -> Graph:
-    data = {
-        "project": "P",
-        "app": "A",
-        "name": "N",
-        "threads": [
-            {"key": f"t{i}", "elements": elements, "connections": connections}
-            for i, (elements, connections) in enumerate(threads)
-        ],
-    }
-    return compile_definition(parse_definition(data))
-
-
-CONTRACT_EXAMPLE = graph_of(
-    (
-        [
-            el("start", "trigger"),
-            el("score", "transform", output={"score": "input.amount * 2"}),
-            el("big", "condition", expression="input.score > 100"),
-            el("yes", "end"),
-            el("no", "end"),
-        ],
-        [
-            edge("start", "score"),
-            edge("score", "big"),
-            edge("big", "yes", "true"),
-            edge("big", "no", "false"),
-        ],
-    )
-)
+CONTRACT_EXAMPLE = graph_of(contract_thread())
 
 
 # --- given / when / then --------------------------------------------------------------

@@ -25,6 +25,7 @@ from domain.elements import ELEMENT_TYPES
 from domain.events import AnyEvent, Event, ExecutionStarted, NodeCompleted
 from domain.execution import Execution
 from domain.replay import replay
+from tests.support import Thread, contract_thread, definition, edge, el
 
 HISTORIES = Path(__file__).resolve().parents[1] / "histories"
 DIVERGENT = HISTORIES / "divergent"
@@ -105,49 +106,11 @@ def _load(path: Path) -> History:
 # --- the scenarios the committed histories were recorded from -------------------------
 
 
-def el(key: str, type_: str, **params: Any) -> dict[str, Any]:
-    element: dict[str, Any] = {"key": key, "type": type_}
-    if params:
-        element["params"] = params
-    return element
+def process(*threads: Thread) -> dict[str, Any]:
+    return definition(*threads, project="Sales", app="Leads", name="Replay")
 
 
-def edge(source: str, target: str, port: str | None = None) -> dict[str, Any]:
-    c = {"source": source, "target": target}
-    if port is not None:
-        c["source_port"] = port
-    return c
-
-
-def process(*threads: tuple[list[dict[str, Any]], list[dict[str, Any]]]) -> dict[str, Any]:
-    return {
-        "project": "Sales",
-        "app": "Leads",
-        "name": "Replay",
-        "threads": [
-            {"key": f"t{i}", "elements": elements, "connections": connections}
-            for i, (elements, connections) in enumerate(threads)
-        ],
-    }
-
-
-CONTRACT_EXAMPLE = process(
-    (
-        [
-            el("start", "trigger"),
-            el("score", "transform", output={"score": "input.amount * 2"}),
-            el("big", "condition", expression="input.score > 100"),
-            el("yes", "end"),
-            el("no", "end"),
-        ],
-        [
-            edge("start", "score"),
-            edge("score", "big"),
-            edge("big", "yes", "true"),
-            edge("big", "no", "false"),
-        ],
-    )
-)
+CONTRACT_EXAMPLE = process(contract_thread())
 HTTP = process(
     (
         [

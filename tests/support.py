@@ -1,0 +1,78 @@
+"""Pieces the tests (and the benches) share: the contract's example and definition builders.
+
+Kept free of the app and its stores, so unit tests can import it cheaply.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+SECRET = "a-test-secret-that-is-long-enough-for-hs256"
+"""The HS256 secret the API tests mint their tokens with."""
+
+Thread = tuple[list[dict[str, Any]], list[dict[str, Any]]]
+"""One thread of a definition: its elements and its connections."""
+
+
+def el(key: str, type_: str, **params: Any) -> dict[str, Any]:
+    """An element of a definition; `params` only when there are some."""
+    element: dict[str, Any] = {"key": key, "type": type_}
+    if params:
+        element["params"] = params
+    return element
+
+
+def edge(source: str, target: str, port: str | None = None) -> dict[str, Any]:
+    """A connection of a definition, from `port` of `source` when given."""
+    c = {"source": source, "target": target}
+    if port is not None:
+        c["source_port"] = port
+    return c
+
+
+def definition(
+    *threads: Thread, project: str = "P", app: str = "A", name: str = "N"
+) -> dict[str, Any]:
+    """A process definition of `threads`, keyed t0, t1, …"""
+    return {
+        "project": project,
+        "app": app,
+        "name": name,
+        "threads": [
+            {"key": f"t{i}", "elements": elements, "connections": connections}
+            for i, (elements, connections) in enumerate(threads)
+        ],
+    }
+
+
+def contract_thread() -> Thread:
+    """The one thread of the contract's example: score the input, then branch on the score."""
+    return (
+        [
+            el("start", "trigger"),
+            el("score", "transform", output={"score": "input.amount * 2"}),
+            el("big", "condition", expression="input.score > 100"),
+            el("yes", "end"),
+            el("no", "end"),
+        ],
+        [
+            edge("start", "score"),
+            edge("score", "big"),
+            edge("big", "yes", "true"),
+            edge("big", "no", "false"),
+        ],
+    )
+
+
+def contract_example(**fields: Any) -> dict[str, Any]:
+    """The contract's example process, a fresh copy; `fields` replace its top-level ones."""
+    elements, connections = contract_thread()
+    return {
+        "project": "Sales",
+        "app": "Leads",
+        "name": "Qualify lead",
+        "threads": [
+            {"key": "main", "name": "Main", "elements": elements, "connections": connections}
+        ],
+        **fields,
+    }
