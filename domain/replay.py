@@ -114,7 +114,10 @@ def _compare(history: Sequence[Event], start: int, decided: list[Event]) -> Dive
             # engine stopped before recording the rest) is not a divergence.
             return None
         recorded = history[index]
-        if _key(recorded) != _key(event):
+        # Decisions carry the `at` and `actor` of the fact that caused them, so a
+        # deterministic step equals its record field for field; only a mismatch pays
+        # for the canonical comparison, which ignores the envelope.
+        if recorded != event and _key(recorded) != _key(event):
             return Divergence(
                 index + 1, _describe(recorded), _describe(event), "the decision differs"
             )
