@@ -14,7 +14,7 @@ import tempfile
 
 import psycopg
 
-from bench import engine_bench, replay_bench, store_bench
+from bench import engine_bench, live_bench, replay_bench, store_bench
 from infra.store.postgres import parse_postgres_url
 
 
@@ -57,6 +57,8 @@ def main() -> None:
         with contextlib.suppress(psycopg.OperationalError):
             _drop(url, schema)
     _replay_tooling(workdir, url)
+    nats_url = os.environ.get("LOOM_BENCH_NATS_URL") or os.environ.get("LOOM_TEST_NATS_URL")
+    live_bench.main(["--postgres", url, "--nats", nats_url or "nats://127.0.0.1:4222"])
 
 
 def _replay_tooling(workdir: str, url: str) -> None:

@@ -97,7 +97,7 @@ class EventBus(Protocol):
 
 
 class BusHandler(Protocol):
-    def __call__(self, tenant: str, events: Sequence[RecordedEvent]) -> None: ...
+    def __call__(self, tenant: str, events: Sequence[RecordedEvent], /) -> None: ...
 
 
 class Unsubscribe(Protocol):

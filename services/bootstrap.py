@@ -94,7 +94,7 @@ class Loom:
         self.effects = Effects(self.http, self.agent_runner)
         # Distributed, this engine only records the api's commands (start, cancel):
         # effects and timers are the engine role's, and its cache would go stale.
-        commands_only = {"cache_size": 0, "run_effects": False, "run_timers": False}
+        commands_only: dict[str, Any] = {"cache_size": 0, "run_effects": False, "run_timers": False}
         self.engine = Engine(
             self.store,
             self.catalog,
@@ -133,7 +133,10 @@ class Loom:
             self.feed = NatsEventFeed(self.nats)
 
     async def start(self) -> None:
-        """Catch the read model up with the store, then resume what was left running."""
+        """Catch the read model up with the store, then resume what was left running.
+
+        Distributed: start this process's roles (the engines' work queue resumes runs).
+        """
         if self.distributed:
             await self._start_roles()
             return

@@ -299,18 +299,39 @@ class JetStreamPublisher:
     def prefix(self) -> str:
         return self._client.settings.prefix
 
-    async def publish(self, tenant: str, events: Sequence[RecordedEvent]) -> None:
-        """Publish the events in order; raise PublishFailed unless JetStream acked them all."""
-        await self._publish_all(
-            [
-                (
-                    event_subject(self.prefix, tenant, r.stream_id),
-                    encode_event(tenant, r),
-                    event_msg_id(tenant, r),
+    async def send(self, tenant: str, events: Sequence[RecordedEvent]) -> Awaitable[None]:
+        """Publish the events in order, now; what it returns settles once JetStream has
+        acknowledged every one of them, or raises PublishFailed.
+
+        Waiting for the acks apart lets the relay publish its next batch meanwhile.
+        """
+        if not self._client.is_connected:
+            raise PublishFailed("not connected to NATS")
+        js = await self._client.jetstream()
+        futures: list[asyncio.Future[Any]] = []
+        try:
+            for r in events:
+                futures.append(
+                    await js.publish_async(
+                        event_subject(self.prefix, tenant, r.stream_id),
+                        encode_event(tenant, r),
+                        headers={_MSG_ID: event_msg_id(tenant, r)},
+                    )
                 )
-                for r in events
-            ]
-        )
+        except (nats.errors.Error, nats.js.errors.Error) as exc:
+            for future in futures:
+                future.cancel()
+            raise PublishFailed(f"{type(exc).__name__}: {exc}") from exc
+        return asyncio.ensure_future(self._acks(futures))
+
+    async def _acks(self, futures: list[asyncio.Future[Any]]) -> None:
+        try:
+            await asyncio.wait_for(asyncio.gather(*futures), self._ack_timeout)
+        except (TimeoutError, nats.errors.Error, nats.js.errors.Error) as exc:
+            raise PublishFailed(f"{type(exc).__name__}: {exc}") from exc
+        finally:
+            for future in futures:
+                future.cancel()  # frees nats-py's in-flight slot of any ack still awaited
 
     async def publish_work(self, tenant: str, execution_ids: Sequence[UUID]) -> None:
         """Queue each execution for an engine, unless an item for it is queued or held already."""
@@ -353,23 +374,6 @@ class JetStreamPublisher:
 
         return await nc.subscribe(wake_subject(self.prefix), cb=deliver)
 
-    async def _publish_all(self, messages: list[tuple[str, bytes, str]]) -> None:
-        if not messages:
-            return
-        if not self._client.is_connected:
-            raise PublishFailed("not connected to NATS")
-        js = await self._client.jetstream()
-        futures: list[asyncio.Future[Any]] = []
-        try:
-            for subject, payload, msg_id in messages:
-                futures.append(await js.publish_async(subject, payload, headers={_MSG_ID: msg_id}))
-            await asyncio.wait_for(asyncio.gather(*futures), self._ack_timeout)
-        except (TimeoutError, nats.errors.Error, nats.js.errors.Error) as exc:
-            raise PublishFailed(f"{type(exc).__name__}: {exc}") from exc
-        finally:
-            for future in futures:
-                future.cancel()  # frees nats-py's in-flight slot of any ack still awaited
-
 
 # --- the gateway's side -----------------------------------------------------------------
 
@@ -408,7 +412,7 @@ class NatsEventFeed:
     same execution share one subscription and are each handed every event.
     """
 
-    def __init__(self, client: NatsClient, *, connect_timeout: float = 5.0) -> None:
+    def __init__(self, client: NatsClient, *, connect_timeout: int = 5) -> None:
         self._client = client
         self._connect_timeout = connect_timeout
         self._watched: dict[str, _Watched] = {}

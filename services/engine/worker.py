@@ -42,7 +42,8 @@ class WorkItem(Protocol):
 
 
 class WorkQueue(Protocol):
-    ack_wait: float
+    @property
+    def ack_wait(self) -> float: ...
 
     def items(self, room: Callable[[], Awaitable[int]]) -> AsyncIterator[WorkItem]: ...
 
@@ -155,7 +156,7 @@ class Worker:
         changed = asyncio.Event()
         latest = 0
 
-        def on_events(_: str, events: Sequence[RecordedEvent]) -> None:
+        def on_events(tenant: str, events: Sequence[RecordedEvent]) -> None:
             nonlocal latest
             latest = max(latest, events[-1].seq)
             changed.set()

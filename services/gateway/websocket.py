@@ -15,10 +15,12 @@ ws_ping_interval); no application message other than the contract's is sent.
 from __future__ import annotations
 
 import asyncio
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
+import msgspec
 from litestar import WebSocket, websocket
 from litestar.handlers import WebsocketRouteHandler
 from litestar.params import FromPath
@@ -35,6 +37,9 @@ WS_TOO_SLOW = 1013
 WS_TRY_AGAIN = 1013
 QUEUE_LIMIT = 10_000
 RESYNC_S = 10.0
+TEXT_CACHE = 4096
+
+_encoder = msgspec.json.Encoder()
 
 
 def message(execution_id: str, recorded: RecordedEvent) -> dict[str, Any]:
@@ -62,6 +67,8 @@ class ExecutionSocket:
         self._feed = feed
         self._store = store
         self._resync_s = resync_s
+        # Every watcher of an execution sends the same text: encode each event once.
+        self._texts: OrderedDict[tuple[str, str, int], str] = OrderedDict()
 
     def handler(self) -> WebsocketRouteHandler:
         @websocket("/ws/executions/{execution_id:str}")
@@ -116,6 +123,15 @@ class ExecutionSocket:
         finally:
             await unsubscribe()
 
+    def _text(self, tenant: str, execution_id: str, recorded: RecordedEvent) -> str:
+        key = (tenant, execution_id, recorded.seq)
+        text = self._texts.get(key)
+        if text is None:
+            text = self._texts[key] = _encoded(execution_id, recorded)
+            if len(self._texts) > TEXT_CACHE:
+                self._texts.popitem(last=False)
+        return text
+
     async def _follow(
         self,
         socket: WebSocket[Any, Any, Any],
@@ -137,7 +153,7 @@ class ExecutionSocket:
                     )
                     items = [*missed, recorded]
                 for item in items:
-                    await socket.send_json(message(execution_id, item))
+                    await socket.send_text(self._text(tenant, execution_id, item))
                     position = item.seq
                     if isinstance(item.event, TERMINAL_EVENTS):
                         await socket.close(code=1000)
@@ -151,6 +167,10 @@ class ExecutionSocket:
                 await socket.close(code=WS_TOO_SLOW, reason="client too slow")
                 return
             pending = [live]
+
+
+def _encoded(execution_id: str, recorded: RecordedEvent) -> str:
+    return _encoder.encode(message(execution_id, recorded)).decode()
 
 
 def _overflow(queue: asyncio.Queue[RecordedEvent | None]) -> None:

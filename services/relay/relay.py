@@ -22,8 +22,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Protocol
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, NamedTuple, Protocol
 from uuid import UUID
 
 import structlog
@@ -33,12 +34,14 @@ from domain.ports import EventStore, RecordedEvent
 
 log = structlog.get_logger("loom.relay")
 
+_HELD_LIMIT = 10_000  # events kept per tenant from local writers; past that, the store answers
+
 
 class Outbox(Protocol):
     """Where the relay publishes (JetStream)."""
 
-    async def publish(self, tenant: str, events: Sequence[RecordedEvent]) -> None:
-        """Publish in order; raise unless every event was acknowledged."""
+    async def send(self, tenant: str, events: Sequence[RecordedEvent]) -> Awaitable[None]:
+        """Publish in order now; the awaitable settles once every event is acknowledged."""
         ...
 
     async def publish_work(self, tenant: str, execution_ids: Sequence[UUID]) -> None: ...
@@ -62,7 +65,22 @@ class RelayState(Protocol):
     async def close(self) -> None: ...
 
 
+class _Sent(NamedTuple):
+    """A batch published and not yet known to be acknowledged."""
+
+    tenant: str
+    position: int
+    size: int
+    work: list[UUID]
+    acked: asyncio.Future[None]
+
+
 class Relay:
+    """See the module docstring. Batches are pipelined: the next one is read and
+    published while JetStream acknowledges the previous ones; a position only
+    moves on once every batch up to it is acknowledged, in order.
+    """
+
     def __init__(
         self,
         store: EventStore,
@@ -82,9 +100,13 @@ class Relay:
         self._dirty: set[str] = set()
         self._wakeup = asyncio.Event()
         self._leading = False
-        self._positions: dict[str, int] = {}
+        self._acked: dict[str, int] = {}  # per tenant: everything up to here is on the bus
+        self._sent: dict[str, int] = {}  # per tenant: published up to here, acks pending
+        self._inflight: deque[_Sent] = deque()
+        self._held: dict[str, dict[int, RecordedEvent]] = {}  # per tenant, by position
         self._unsaved: set[str] = set()
         self._saved_at = 0.0
+        self._saving: asyncio.Task[None] | None = None
         self._task: asyncio.Task[None] | None = None
         self._listener: asyncio.Task[Any] | None = None
         self._failing = False
@@ -97,7 +119,16 @@ class Relay:
         return self._published
 
     def wake(self, tenant: str, events: Sequence[RecordedEvent] = ()) -> None:
-        """Bus handler: `tenant` has new events. Only marks it; never blocks the writer."""
+        """Bus handler: `tenant` has new events. Only notes them; never blocks the writer.
+
+        The events a local writer hands over (committed, with their positions) are
+        kept: when they follow on from what was sent without a hole, they are
+        exactly what the store would answer, and are published without asking it.
+        """
+        if events and self._leading:
+            held = self._held.setdefault(tenant, {})
+            if len(held) < _HELD_LIMIT:
+                held.update((r.position, r) for r in events if r.position > 0)
         self._dirty.add(tenant)
         self._idle.clear()
         self._wakeup.set()
@@ -116,6 +147,11 @@ class Relay:
         await asyncio.gather(*tasks, return_exceptions=True)
         self._task = self._listener = None
         with contextlib.suppress(Exception):
+            await self._confirm()  # what was acknowledged meanwhile counts
+        self._forget_inflight()
+        if self._saving is not None:
+            await asyncio.gather(self._saving, return_exceptions=True)
+        with contextlib.suppress(Exception):
             await self._save(force=True)
         await self._state.close()
 
@@ -132,6 +168,7 @@ class Relay:
                         polled = time.monotonic()
                         self._dirty.update(await asyncio.to_thread(self._store.tenants))
                     await self._relay_dirty()
+                    await self._confirm()
                     await self._save()
                 else:
                     await self._pass_wakes_on()
@@ -142,25 +179,38 @@ class Relay:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                self._forget_inflight()
                 if not self._failing:
                     log.warning("relay failing; retrying", error=f"{type(exc).__name__}: {exc}")
                     self._failing = True
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 2.0)
                 continue
-            if not self._dirty:
+            if not self._dirty and not self._inflight:
                 self._idle.set()
-            timeout = self._poll_s - (time.monotonic() - polled) if self._leading else 1.0
-            if self._unsaved:
-                timeout = min(timeout, self._save_every_s)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), max(timeout, 0.001))
+            await self._wait(polled)
+
+    async def _wait(self, polled: float) -> None:
+        """Until a wake-up, the oldest batch's acks, a save or the next poll is due."""
+        timeout = self._poll_s - (time.monotonic() - polled) if self._leading else 1.0
+        if self._unsaved:
+            timeout = min(timeout, self._save_every_s)
+        woken = asyncio.ensure_future(self._wakeup.wait())
+        waits: list[asyncio.Future[Any]] = [woken]
+        if self._inflight:
+            waits.append(self._inflight[0].acked)
+        try:
+            await asyncio.wait(waits, timeout=max(timeout, 0.001), return_when="FIRST_COMPLETED")
+        finally:
+            woken.cancel()
 
     async def _lead(self) -> bool:
         leading = await self._state.lead()
         if leading != self._leading:
             log.info("relay lease " + ("taken" if leading else "lost"))
-            self._positions.clear()  # the saved positions are the truth after a handover
+            # The saved positions are the truth after a handover.
+            self._forget_inflight()
+            self._acked.clear()
             self._unsaved.clear()
             self._leading = leading
         return leading
@@ -174,49 +224,93 @@ class Relay:
     async def _relay_dirty(self) -> None:
         dirty, self._dirty = self._dirty, set()
         self._wakeup.clear()
-        failed: Exception | None = None
-        for tenant in sorted(dirty):
-            try:
+        try:
+            for tenant in sorted(dirty):
                 await self._drain(tenant)
-            except Exception as exc:
-                self._dirty.add(tenant)  # retried from its saved place
-                failed = exc
-        if failed is not None:
-            raise failed
+                dirty.discard(tenant)
+        finally:
+            self._dirty |= dirty  # what was not drained is tried again from its place
 
     async def _drain(self, tenant: str) -> None:
-        after = self._positions.get(tenant)
+        after = self._sent.get(tenant)
         if after is None:
-            after = await asyncio.to_thread(self._state.position, tenant)
-            self._positions[tenant] = after
+            after = self._acked.get(tenant)
+            if after is None:
+                after = self._acked[tenant] = await asyncio.to_thread(self._state.position, tenant)
         while True:
-            events = await asyncio.to_thread(
+            events = self._follow_on(tenant, after) or await asyncio.to_thread(
                 self._store.read_all, tenant, after=after, limit=self._batch
             )
             if not events:
                 return
-            await self._outbox.publish(tenant, events)
-            work = _needing_an_engine(events)
-            if work:
-                await self._outbox.publish_work(tenant, work)
-            self._published += len(events)
-            after = events[-1].position
-            self._positions[tenant] = after
-            self._unsaved.add(tenant)
+            acked = asyncio.ensure_future(await self._outbox.send(tenant, events))
+            after = self._sent[tenant] = events[-1].position
+            self._inflight.append(
+                _Sent(tenant, after, len(events), _needing_an_engine(events), acked)
+            )
             if len(events) < self._batch:
                 return
 
+    def _follow_on(self, tenant: str, after: int) -> list[RecordedEvent]:
+        """The held events at after+1, after+2, … up to the first hole (a hole is read)."""
+        held = self._held.get(tenant)
+        if not held:
+            return []
+        events: list[RecordedEvent] = []
+        while len(events) < self._batch and (recorded := held.pop(after + 1, None)) is not None:
+            events.append(recorded)
+            after += 1
+        for position in [p for p in held if p <= after]:
+            del held[position]  # came late: the store already answered for it
+        return events
+
+    async def _confirm(self) -> None:
+        """Move positions on for the batches acknowledged so far, oldest first."""
+        while self._inflight and self._inflight[0].acked.done():
+            sent = self._inflight[0]
+            sent.acked.result()  # raises PublishFailed: the caller starts over from _acked
+            if sent.work:
+                await self._outbox.publish_work(sent.tenant, sent.work)
+            self._inflight.popleft()
+            self._acked[sent.tenant] = sent.position
+            self._unsaved.add(sent.tenant)
+            self._published += sent.size
+
+    def _forget_inflight(self) -> None:
+        """Start over from the acknowledged positions (JetStream drops what comes twice)."""
+        for sent in self._inflight:
+            if not sent.acked.done():
+                sent.acked.cancel()
+            elif not sent.acked.cancelled():
+                sent.acked.exception()  # retrieved: the failure is handled by starting over
+            self._dirty.add(sent.tenant)
+        self._inflight.clear()
+        self._sent.clear()
+        self._held.clear()
+
     async def _save(self, *, force: bool = False) -> None:
-        # Saved at most every save_every_s: after a crash the few events since are
-        # published again, and JetStream drops them by message id.
-        if not self._unsaved or not self._leading:
+        # At most every save_every_s, off the relay's path: after a crash the few events
+        # since are published again, and JetStream drops them by message id.
+        if not self._unsaved or not self._leading or self._saving is not None:
             return
         if not force and time.monotonic() - self._saved_at < self._save_every_s:
             return
-        positions = {tenant: self._positions[tenant] for tenant in self._unsaved}
-        await asyncio.to_thread(self._state.save, positions)
+        positions = {tenant: self._acked[tenant] for tenant in self._unsaved}
         self._unsaved.clear()
         self._saved_at = time.monotonic()
+        if force:
+            await asyncio.to_thread(self._state.save, positions)
+            return
+        self._saving = asyncio.create_task(self._save_in_background(positions))
+
+    async def _save_in_background(self, positions: dict[str, int]) -> None:
+        try:
+            await asyncio.to_thread(self._state.save, positions)
+        except Exception as exc:
+            log.warning("relay position not saved", error=f"{type(exc).__name__}: {exc}")
+            self._unsaved.update(positions)
+        finally:
+            self._saving = None
 
 
 def _needing_an_engine(events: Sequence[RecordedEvent]) -> list[UUID]:

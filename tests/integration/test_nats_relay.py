@@ -15,7 +15,7 @@ from domain.events import (
     Event,
     ProjectCreated,
 )
-from domain.ports import Append
+from domain.ports import Append, RecordedEvent
 from infra.bus.nats import JetStreamPublisher, NatsClient, NatsSettings, decode_event
 from infra.bus.relay_state import PostgresRelayState
 from infra.store.postgres import PostgresEventStore, parse_postgres_url
@@ -233,3 +233,35 @@ async def test_an_execution_is_queued_for_the_engines_once_however_often_it_is_q
         assert await stream_count(nats_server, client.settings.work_stream) == 1
     finally:
         await client.close()
+
+
+async def test_events_a_local_writer_hands_over_go_out_in_order_with_those_it_did_not(
+    store: PostgresEventStore, rigs: Any, nats_server: str
+) -> None:
+    rig = await rigs()
+    warm = uuid4()
+    store.append("acme", [Append(warm, 0, execution_events(0, finish=True))])
+    await eventually(lambda: _count_is(nats_server, rig.settings.events_stream, 2))
+
+    stream = uuid4()
+    events = execution_events(10, finish=True)
+    handed: list[RecordedEvent] = []
+    for i, event in enumerate(events):
+        [position] = await asyncio.to_thread(store.append, "acme", [Append(stream, i, [event])])
+        if i % 3 == 1:
+            # Written without a word to the relay, as a process save is: a hole to read.
+            await asyncio.to_thread(
+                store.append,
+                "acme",
+                [Append(uuid4(), 0, [ProjectCreated(at=AT, actor="t", name="x")])],
+            )
+        handed.append(RecordedEvent(stream, i + 1, event, position))
+        if i % 4 == 3:  # handed over late and out of order, two at a time
+            rig.relay.wake("acme", handed[::-1])
+            handed = []
+    rig.relay.wake("acme", handed)
+    total = 2 + len(events) + sum(1 for i in range(len(events)) if i % 3 == 1)
+    await eventually(lambda: _count_is(nats_server, rig.settings.events_stream, total))
+    messages = await stream_messages(nats_server, rig.settings.events_stream)
+    positions = [decode_event(m.data).position for m in messages]
+    assert positions == [r.position for r in store.read_all("acme", limit=1000)]

@@ -1,0 +1,142 @@
+"""Engines sharing the work queue over a real NATS JetStream and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import threading
+from collections.abc import AsyncIterator, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from uuid import UUID
+
+import pytest
+
+from domain.events import ExecutionCompleted, NodeCompleted
+from infra.settings import Settings
+from services.bootstrap import Loom
+from tests.nats_support import eventually
+
+pytestmark = [pytest.mark.nats, pytest.mark.postgres]
+
+
+class _Hook(BaseHTTPRequestHandler):
+    calls: list[str] = []
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("content-length", 0)))
+        _Hook.calls.append(self.path)
+        body = json.dumps({"ok": True}).encode()
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def hook() -> Iterator[str]:
+    _Hook.calls = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+@pytest.fixture
+def settings(postgres_url: str, postgres_schema: str, nats_url: str) -> Settings:
+    database = f"{postgres_url}{'&' if '?' in postgres_url else '?'}schema={postgres_schema}"
+    return Settings.from_env(
+        {"LOOM_DATABASE_URL": database, "LOOM_NATS_URL": nats_url, "LOOM_HTTP_ALLOW": "127.0.0.1"}
+    )
+
+
+@pytest.fixture
+async def looms(settings: Settings) -> AsyncIterator[Any]:
+    started: list[Loom] = []
+
+    async def loom(*roles: str) -> Loom:
+        started.append(Loom(settings, roles=roles))
+        await started[-1].start()
+        return started[-1]
+
+    yield loom
+    for loom_ in started:
+        await loom_.stop()
+
+
+def chain(*middle: dict[str, Any]) -> dict[str, Any]:
+    elements = [{"key": "start", "type": "trigger"}, *middle, {"key": "done", "type": "end"}]
+    keys = [e["key"] for e in elements]
+    return {
+        "project": "Engines",
+        "app": "Queue",
+        "name": "p",
+        "threads": [
+            {
+                "key": "main",
+                "elements": elements,
+                "connections": [{"source": a, "target": b} for a, b in itertools.pairwise(keys)],
+            }
+        ],
+    }
+
+
+async def finished(loom: Loom, execution_id: str) -> bool:
+    status = await loom.executions.status("acme", execution_id)
+    return status["status"] in ("completed", "failed", "cancelled")
+
+
+async def test_a_timer_handed_back_fires_on_the_engine_that_is_there_when_it_is_due(
+    looms: Any,
+) -> None:
+    first = await looms("api", "engine")
+    saved = await first.processes.save(
+        "acme", "alice", chain({"key": "wait", "type": "delay", "params": {"seconds": 1.5}})
+    )
+    started = await first.executions.start("acme", "alice", saved["process_id"], None, {})
+    execution_id = started["execution_id"]
+    await asyncio.sleep(0.5)  # the first engine took the item and handed it back until then
+    await first.stop()
+    second = await looms("engine")
+
+    await eventually(lambda: finished(second, execution_id), 20)
+    status = await second.executions.status("acme", execution_id)
+    assert status["status"] == "completed"
+
+
+async def test_engines_share_executions_and_never_record_a_step_twice(
+    looms: Any, hook: str
+) -> None:
+    api = await looms("api")
+    for _ in range(2):
+        await looms("engine")  # two engines, stopped by the fixture
+    saved = await api.processes.save(
+        "acme",
+        "alice",
+        chain(
+            {"key": "call", "type": "http", "params": {"method": "POST", "url": hook + "/x"}},
+            {"key": "wait", "type": "delay", "params": {"seconds": 0.2}},
+        ),
+    )
+    ids = [
+        (await api.executions.start("acme", "alice", saved["process_id"], None, {"i": i}))[
+            "execution_id"
+        ]
+        for i in range(20)
+    ]
+
+    async def all_finished() -> bool:
+        return all([await finished(api, i) for i in ids])
+
+    await eventually(all_finished, 30)
+    assert len(_Hook.calls) == 20, "each effect performed once when no engine dies"
+    for execution_id in ids:
+        history = await asyncio.to_thread(api.store.read, "acme", UUID(execution_id))
+        completed = [r.event.element for r in history if isinstance(r.event, NodeCompleted)]
+        assert completed == ["start", "call", "wait", "done"]
+        assert isinstance(history[-1].event, ExecutionCompleted)
