@@ -163,7 +163,11 @@ def _fuzz(server: Server, operation: Any, mode: GenerationMode, seen: Counter[in
     def run(case: schemathesis.Case) -> None:
         response = case.call(base_url=server.url, headers=AUTH, timeout=15)
         seen[response.status_code] += 1
-        case.validate_response(response, checks=checks)
+        # Schemathesis 4.32 sometimes sends its mutated query parameter under an empty
+        # name, so the server never sees the bad value (the false positive of its issue
+        # #4600): such a case is held to the positive checks only.
+        lost_mutation = isinstance(case.query, dict) and "" in case.query
+        case.validate_response(response, checks=CHECKS if lost_mutation else checks)
 
     run()
 
