@@ -15,28 +15,7 @@ import tempfile
 import psycopg
 
 from bench import engine_bench, live_bench, replay_bench, store_bench
-from infra.store.postgres import parse_postgres_url
-
-
-def _postgres_url() -> str:
-    return (
-        os.environ.get("LOOM_BENCH_DATABASE_URL")
-        or os.environ.get("LOOM_TEST_DATABASE_URL")
-        or "postgresql://postgres@127.0.0.1:5432/test"
-    )
-
-
-def _drop(url: str, schema: str) -> None:
-    params, _ = parse_postgres_url(url)
-    with psycopg.connect(
-        dbname=params.dbname,
-        host=params.host,
-        port=params.port,
-        user=params.user,
-        password=params.password,
-        autocommit=True,
-    ) as conn:
-        conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+from bench.postgres import drop_schema, postgres_url
 
 
 def main() -> None:
@@ -46,7 +25,7 @@ def main() -> None:
     engine_bench.print_figures(
         "SQLite", asyncio.run(engine_bench.run(f"sqlite:///{workdir}/engine.db"))
     )
-    url = _postgres_url()
+    url = postgres_url()
     schema = f"loombench_{secrets.token_hex(4)}"
     try:
         figures = asyncio.run(engine_bench.run(f"{url}?schema={schema}", parked_count=10_000))
@@ -55,7 +34,7 @@ def main() -> None:
         print(f"\nPostgreSQL: unavailable ({exc})")
     finally:
         with contextlib.suppress(psycopg.OperationalError):
-            _drop(url, schema)
+            drop_schema(url, schema)
     _replay_tooling(workdir, url)
     nats_url = os.environ.get("LOOM_BENCH_NATS_URL") or os.environ.get("LOOM_TEST_NATS_URL")
     live_bench.main(["--postgres", url, "--nats", nats_url or "nats://127.0.0.1:4222"])
@@ -73,7 +52,7 @@ def _replay_tooling(workdir: str, url: str) -> None:
         print(f"\nPostgreSQL: unavailable ({exc})")
     finally:
         with contextlib.suppress(psycopg.OperationalError):
-            _drop(url, schema)
+            drop_schema(url, schema)
 
 
 if __name__ == "__main__":

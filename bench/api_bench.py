@@ -40,8 +40,8 @@ import httpx
 import msgspec
 import psycopg
 
+from bench.postgres import drop_schema, postgres_url
 from infra.auth import mint_token
-from infra.store.postgres import parse_postgres_url
 
 TENANT = "apibench"
 SECRET = "api-bench-secret-that-is-long-enough-for-hs256"
@@ -285,28 +285,6 @@ def run(
             )
 
 
-def _postgres_url(given: str | None) -> str:
-    return (
-        given
-        or os.environ.get("LOOM_BENCH_DATABASE_URL")
-        or os.environ.get("LOOM_TEST_DATABASE_URL")
-        or "postgresql://postgres@127.0.0.1:5432/test"
-    )
-
-
-def _drop(url: str, schema: str) -> None:
-    params, _ = parse_postgres_url(url)
-    with psycopg.connect(
-        dbname=params.dbname,
-        host=params.host,
-        port=params.port,
-        user=params.user,
-        password=params.password,
-        autocommit=True,
-    ) as conn:
-        conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.api_bench", description=__doc__)
     parser.add_argument("--seconds", type=float, default=10.0)
@@ -322,7 +300,7 @@ def main(argv: list[str] | None = None) -> None:
     run("SQLite", f"sqlite:///{workdir}/api.db", *load_args)
     if args.sqlite_only:
         return
-    url = _postgres_url(args.postgres)
+    url = postgres_url(args.postgres)
     schema = f"loombench_api_{secrets.token_hex(4)}"
     try:
         run("PostgreSQL", f"{url}{'&' if '?' in url else '?'}schema={schema}", *load_args)
@@ -330,7 +308,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"\nPostgreSQL: unavailable ({exc})")
     finally:
         with contextlib.suppress(psycopg.OperationalError):
-            _drop(url, schema)
+            drop_schema(url, schema)
 
 
 if __name__ == "__main__":

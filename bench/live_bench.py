@@ -32,8 +32,10 @@ from multiprocessing.connection import Connection
 from typing import Any
 from uuid import UUID, uuid4
 
+import psycopg
 import uvicorn
 
+from bench.postgres import drop_schema
 from domain.events import Event, ExecutionCompleted, ExecutionStarted, NodeCompleted, NodeExecuting
 from domain.ports import Append, RecordedEvent
 from infra.auth import mint_token
@@ -334,23 +336,8 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _drop_schema(url: str, schema: str) -> None:
-    import psycopg
-
-    from infra.store.postgres import parse_postgres_url
-
-    params, _ = parse_postgres_url(url)
-    with (
-        contextlib.suppress(psycopg.Error),
-        psycopg.connect(
-            dbname=params.dbname,
-            host=params.host,
-            port=params.port,
-            user=params.user,
-            password=params.password,
-            autocommit=True,
-        ) as conn,
-    ):
-        conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+    with contextlib.suppress(psycopg.Error):
+        drop_schema(url, schema)
 
 
 if __name__ == "__main__":

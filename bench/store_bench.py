@@ -18,6 +18,7 @@ from collections.abc import Callable
 
 import psycopg
 
+from bench.postgres import drop_schema
 from domain.events import NodeCompleted
 from domain.ports import Append, EventStore, StoreUnavailable
 from infra.store import PostgresEventStore, open_event_store
@@ -93,15 +94,7 @@ def run(database_url: str) -> dict[str, float]:
         return measure(store, one_event_appends=500)
     finally:
         store.close()
-        with psycopg.connect(
-            dbname=params.dbname,
-            host=params.host,
-            port=params.port,
-            user=params.user,
-            password=params.password,
-            autocommit=True,
-        ) as conn:
-            conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        drop_schema(database_url, schema)
 
 
 def main(urls: list[str]) -> None:
