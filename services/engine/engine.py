@@ -103,7 +103,9 @@ class Engine:
             if execution is None or execution.finished:
                 continue
             # An effect that was in flight when the engine stopped runs again (at least once).
-            await self._command(tenant, execution_id, lambda ex: ex.advance(self.now(), self.actor))
+            execution = await self._command(
+                tenant, execution_id, lambda ex: ex.advance(self.now(), self.actor)
+            )
             self._schedule(tenant, execution)
             count += 1
         log.info("executions resumed", count=count)
