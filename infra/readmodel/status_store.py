@@ -63,7 +63,7 @@ class SQLiteStatusStore:
             )
 
     @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
+    def _tx(self, *, write: bool = True) -> Iterator[sqlite3.Connection]:
         db = getattr(self._local, "db", None)
         if db is None:
             db = sqlite3.connect(self._path, timeout=30, isolation_level=None)
@@ -71,7 +71,9 @@ class SQLiteStatusStore:
             db.execute("PRAGMA synchronous=NORMAL")
             self._local.db = db
         try:
-            db.execute("BEGIN IMMEDIATE")
+            # Readers must not take the write lock: in WAL mode they read a snapshot
+            # alongside the projector's writes instead of queueing behind them.
+            db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
             yield db
             db.execute("COMMIT")
         except sqlite3.OperationalError as exc:
@@ -121,7 +123,7 @@ class SQLiteStatusStore:
                 )
 
     def get(self, tenant: str, execution_id: str) -> StatusDoc | None:
-        with self._tx() as db:
+        with self._tx(write=False) as db:
             row = db.execute(
                 f"SELECT doc FROM {self._table(db, tenant)} WHERE execution_id=?", (execution_id,)
             ).fetchone()
@@ -146,7 +148,7 @@ class SQLiteStatusStore:
         if cursor is not None:
             where.append("(started_at, execution_id) < (?, ?)")
             params.extend(cursor)
-        with self._tx() as db:
+        with self._tx(write=False) as db:
             rows = db.execute(
                 f"SELECT doc FROM {self._table(db, tenant)} WHERE {' AND '.join(where)} "
                 "ORDER BY started_at DESC, execution_id DESC LIMIT ?",
@@ -155,7 +157,7 @@ class SQLiteStatusStore:
         return [_summary(_decoder.decode(row[0])) for row in rows]
 
     def running(self, tenant: str) -> list[str]:
-        with self._tx() as db:
+        with self._tx(write=False) as db:
             rows = db.execute(
                 f"SELECT execution_id FROM {self._table(db, tenant)} "
                 "WHERE status IN ('running', 'pending')"
@@ -164,7 +166,7 @@ class SQLiteStatusStore:
 
     def tracking(self, tenant: str) -> int:
         validate_tenant(tenant)
-        with self._tx() as db:
+        with self._tx(write=False) as db:
             row = db.execute(
                 "SELECT position FROM loom_tracking WHERE tenant=?", (tenant,)
             ).fetchone()
