@@ -153,7 +153,7 @@ class ExecutionService:
     async def _same_request(
         self, tenant: str, execution_id: str, request_hash: str
     ) -> dict[str, Any]:
-        first = await asyncio.to_thread(self._store.read, tenant, UUID(execution_id), upto=1)
+        first = await blocking(lambda: self._store.read(tenant, UUID(execution_id), upto=1))
         existing = first[0].event if first else None
         if not isinstance(existing, ExecutionStarted) or existing.request_hash != request_hash:
             raise Conflict("this Idempotency-Key was used with a different request body")
