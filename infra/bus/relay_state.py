@@ -115,8 +115,19 @@ class PostgresRelayState:
     def _tx(self) -> Iterator[psycopg.Cursor[Any]]:
         try:
             self._pool.open(wait=False)  # the event store opens its pool lazily too
+            if not self._ready:
+                self._ensure_table()
             with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
-                if not self._ready:
+                yield cur
+        except (psycopg.OperationalError, psycopg_pool.PoolTimeout) as exc:
+            raise StoreUnavailable(str(exc)) from exc
+
+    def _ensure_table(self) -> None:
+        # Roles start together: CREATE … IF NOT EXISTS from two sessions can collide on
+        # the catalog's unique index, so the loser tries again.
+        for attempt in range(5):
+            try:
+                with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
                     cur.execute(
                         sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(
                             sql.Identifier(self._schema)
@@ -128,10 +139,12 @@ class PostgresRelayState:
                             "(tenant text PRIMARY KEY, position bigint)"
                         ).format(self._table)
                     )
-                yield cur
-            self._ready = True
-        except (psycopg.OperationalError, psycopg_pool.PoolTimeout) as exc:
-            raise StoreUnavailable(str(exc)) from exc
+                self._ready = True
+                return
+            except (psycopg.errors.UniqueViolation, psycopg.errors.DuplicateObject):
+                if attempt == 4:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
 
     def position(self, tenant: str) -> int:
         validate_tenant(tenant)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -192,14 +193,25 @@ class PostgresStatusStore:
         self._pool = pool
         self._schema = schema
         self._ready: set[str] = set()
-        with self._tx() as cur:
-            cur.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
-            cur.execute(
-                sql.SQL(
-                    "CREATE TABLE IF NOT EXISTS {}.loom_tracking "
-                    "(tenant text PRIMARY KEY, position bigint)"
-                ).format(sql.Identifier(schema))
-            )
+        # Every role of a distributed Loom starts at once: CREATE … IF NOT EXISTS from two
+        # sessions can still collide on the catalog's unique index, so the loser retries.
+        for attempt in range(5):
+            try:
+                with self._tx() as cur:
+                    cur.execute(
+                        sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema))
+                    )
+                    cur.execute(
+                        sql.SQL(
+                            "CREATE TABLE IF NOT EXISTS {}.loom_tracking "
+                            "(tenant text PRIMARY KEY, position bigint)"
+                        ).format(sql.Identifier(schema))
+                    )
+                break
+            except (psycopg.errors.UniqueViolation, psycopg.errors.DuplicateObject):
+                if attempt == 4:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
 
     @contextmanager
     def _tx(self) -> Iterator[psycopg.Cursor[Any]]:
