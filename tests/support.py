@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-SECRET = "a-test-secret-that-is-long-enough-for-hs256"
+SECRET = "a-test-secret-that-is-long-enough-for-hs256-and-for-hs512-too-0123456789"
 """The HS256 secret the API tests mint their tokens with."""
 
 Thread = tuple[list[dict[str, Any]], list[dict[str, Any]]]

@@ -33,7 +33,7 @@ from services.api.errors import Invalid
 from services.bootstrap import Loom, web_app
 
 API_KEY = "sk-loom-test-0123456789abcdef"
-JWT_SECRET = "a-test-secret-that-is-long-enough-for-hs256"
+JWT_SECRET = "a-test-secret-that-is-long-enough-for-hs256-and-for-hs512-too-0123456789"
 
 
 # --- a chat-completions server on loopback ------------------------------------------

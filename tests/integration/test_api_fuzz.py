@@ -32,8 +32,8 @@ from schemathesis.specs.openapi.checks import (
 from infra.auth import mint_token
 from infra.settings import Settings
 from services.bootstrap import Loom, web_app
+from tests.support import SECRET
 
-SECRET = "a-test-secret-that-is-long-enough-for-hs256"
 AUTH = {"Authorization": f"Bearer {mint_token(SECRET, 'acme', 'alice')}"}
 EXAMPLES_PER_MODE = 25
 CHECKS = [

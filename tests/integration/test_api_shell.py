@@ -20,8 +20,7 @@ from infra.settings import Settings
 from services.api.app import create_app
 from services.api.auth import accept_authenticated
 from services.api.errors import Conflict, Invalid, NotFound, Unavailable
-
-SECRET = "a-test-secret-that-is-long-enough-for-hs256"
+from tests.support import SECRET
 
 
 class Greeting(msgspec.Struct, forbid_unknown_fields=True):

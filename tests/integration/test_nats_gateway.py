@@ -20,10 +20,9 @@ from infra.auth import mint_token
 from infra.settings import Settings
 from services.bootstrap import Loom, web_app
 from tests.nats_support import free_port
+from tests.support import SECRET
 
 pytestmark = [pytest.mark.nats, pytest.mark.postgres]
-
-SECRET = "a-test-secret-that-is-long-enough-for-hs256"
 
 
 @dataclass

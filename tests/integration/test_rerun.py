@@ -32,8 +32,7 @@ from infra.settings import Settings
 from services.api.errors import Invalid, NotFound
 from services.bootstrap import Loom, web_app
 from services.cli import main
-
-SECRET = "a-test-secret-that-is-long-enough-for-hs256"
+from tests.support import SECRET
 
 
 class Recorder(BaseHTTPRequestHandler):

@@ -26,9 +26,7 @@ from infra.settings import Settings
 from infra.store import open_event_store
 from services.bootstrap import Loom, open_status_store, web_app
 from services.cli import main
-
-SECRET = "a-test-secret-that-is-long-enough-for-hs256"
-
+from tests.support import SECRET
 
 # --- an HTTP endpoint that counts the calls made to it -------------------------------
 

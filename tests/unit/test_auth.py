@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from infra.auth import AuthError, Identity, TokenVerifier, mint_token
 from infra.settings import Settings
 
-SECRET = "a-test-secret-that-is-long-enough-for-hs256"
+SECRET = "a-test-secret-that-is-long-enough-for-hs256-and-for-hs512-too-0123456789"
 
 
 def _claims(**overrides: Any) -> dict[str, Any]:
