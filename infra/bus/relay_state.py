@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import sqlite3
-import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -24,6 +23,7 @@ import psycopg_pool
 from psycopg import sql
 
 from domain.ports import StoreUnavailable
+from infra.sqlite_file import SQLiteFile
 from infra.store.naming import validate_tenant
 from infra.store.postgres import PostgresParams
 
@@ -34,19 +34,12 @@ class SQLiteRelayState:
     """Relay positions in a SQLite file (the embedded store's single process always leads)."""
 
     def __init__(self, path: str) -> None:
-        self._path = path
-        self._local = threading.local()
+        self._file = SQLiteFile(path)
         self._ready = False
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
-        db = getattr(self._local, "db", None)
-        if db is None:
-            db = sqlite3.connect(self._path, timeout=30, isolation_level=None)
-            db.execute("PRAGMA journal_mode=WAL")
-            self._local.db = db
-        try:
-            db.execute("BEGIN IMMEDIATE")
+        with self._file.transaction() as db:
             if not self._ready:
                 db.execute(
                     f"CREATE TABLE IF NOT EXISTS {_TABLE} "
@@ -54,15 +47,6 @@ class SQLiteRelayState:
                 )
                 self._ready = True
             yield db
-            db.execute("COMMIT")
-        except sqlite3.OperationalError as exc:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise StoreUnavailable(str(exc)) from exc
-        except BaseException:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise
 
     def position(self, tenant: str) -> int:
         validate_tenant(tenant)
@@ -82,10 +66,7 @@ class SQLiteRelayState:
         return True
 
     async def close(self) -> None:
-        db = getattr(self._local, "db", None)
-        if db is not None:
-            db.close()
-            self._local.db = None
+        self._file.close()
 
 
 class PostgresRelayState:

@@ -10,7 +10,6 @@ transaction as the documents, so a restarted projector resumes from it.
 from __future__ import annotations
 
 import sqlite3
-import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -22,6 +21,7 @@ import psycopg_pool
 from psycopg import sql
 
 from domain.ports import StoreUnavailable
+from infra.sqlite_file import SQLiteFile
 from infra.store.naming import tenant_table, validate_tenant
 from projections.status import StatusDoc
 
@@ -53,10 +53,8 @@ class SQLiteStatusStore:
     """The status read model in a SQLite file (the embedded default)."""
 
     def __init__(self, path: str) -> None:
-        self._path = path
-        self._local = threading.local()
+        self._file = SQLiteFile(path, synchronous="NORMAL")
         self._ready: set[str] = set()
-        self._lock = threading.Lock()
         with self._tx() as db:
             db.execute(
                 "CREATE TABLE IF NOT EXISTS loom_tracking "
@@ -65,26 +63,9 @@ class SQLiteStatusStore:
 
     @contextmanager
     def _tx(self, *, write: bool = True) -> Iterator[sqlite3.Connection]:
-        db = getattr(self._local, "db", None)
-        if db is None:
-            db = sqlite3.connect(self._path, timeout=30, isolation_level=None)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            self._local.db = db
-        try:
-            # Readers must not take the write lock: in WAL mode they read a snapshot
-            # alongside the projector's writes instead of queueing behind them.
-            db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+        # The read model is rebuildable from the store: no fsync per commit.
+        with self._file.transaction(write=write) as db:
             yield db
-            db.execute("COMMIT")
-        except sqlite3.OperationalError as exc:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise StoreUnavailable(str(exc)) from exc
-        except BaseException:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise
 
     def _table(self, db: sqlite3.Connection, tenant: str) -> str:
         table = tenant_table(tenant, "status")
@@ -180,10 +161,7 @@ class SQLiteStatusStore:
             db.execute("DELETE FROM loom_tracking WHERE tenant=?", (tenant,))
 
     def close(self) -> None:
-        db = getattr(self._local, "db", None)
-        if db is not None:
-            db.close()
-            self._local.db = None
+        self._file.close()
 
 
 class PostgresStatusStore:

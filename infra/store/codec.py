@@ -9,10 +9,10 @@ from typing import NamedTuple
 from uuid import UUID
 
 import msgspec
-from eventsourcing.persistence import StoredEvent
+from eventsourcing.persistence import Notification, StoredEvent
 
 from domain.events import AnyEvent, Event
-from domain.ports import Append
+from domain.ports import Append, RecordedEvent
 
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(AnyEvent)
@@ -145,3 +145,24 @@ def encode_appends(
             events.append(StoredEvent(stream_id, seq, topic, state))
         chained[(stream_id, seq)] = previous
     return events
+
+
+def as_uuid(originator_id: UUID | str) -> UUID:
+    return originator_id if isinstance(originator_id, UUID) else UUID(originator_id)
+
+
+def recorded_events(notifications: Sequence[Notification]) -> list[RecordedEvent]:
+    """The library's notifications as our recorded events, decoded, positions kept."""
+    events = decode_many([n.state for n in notifications])
+    return [
+        RecordedEvent(as_uuid(n.originator_id), n.originator_version, event, n.id)
+        for n, event in zip(notifications, events, strict=True)
+    ]
+
+
+def stored_states(notifications: Sequence[Notification]) -> list[StoredState]:
+    """The library's notifications undecoded, with their positions (export, tools)."""
+    return [
+        StoredState(n.id, as_uuid(n.originator_id), n.originator_version, bytes(n.state))
+        for n in notifications
+    ]

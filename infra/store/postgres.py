@@ -226,11 +226,7 @@ class PostgresEventStore:
             notifications: Sequence[Notification] = recorder.select_notifications(
                 start=after + 1, limit=limit
             )
-        events = codec.decode_many([n.state for n in notifications])
-        return [
-            RecordedEvent(_as_uuid(n.originator_id), n.originator_version, event, n.id)
-            for n, event in zip(notifications, events, strict=True)
-        ]
+        return codec.recorded_events(notifications)
 
     def read_all_states(
         self, tenant: str, *, after: int = 0, limit: int = 1000, topics: Sequence[str] = ()
@@ -242,10 +238,7 @@ class PostgresEventStore:
             notifications: Sequence[Notification] = recorder.select_notifications(
                 start=after + 1, limit=limit, topics=topics
             )
-        return [
-            codec.StoredState(n.id, _as_uuid(n.originator_id), n.originator_version, bytes(n.state))
-            for n in notifications
-        ]
+        return codec.stored_states(notifications)
 
     def max_position(self, tenant: str) -> int:
         recorder = self._partition(tenant).recorder
@@ -357,10 +350,6 @@ class PostgresEventStore:
 
         with _unavailable_on_failure():
             execute()
-
-
-def _as_uuid(originator_id: UUID | str) -> UUID:
-    return originator_id if isinstance(originator_id, UUID) else UUID(originator_id)
 
 
 @contextmanager

@@ -90,11 +90,7 @@ class SQLiteEventStore:
         recorder = self._recorder(tenant)
         with _unavailable_on_failure():
             notifications = recorder.select_notifications(start=after + 1, limit=limit)
-        events = codec.decode_many([n.state for n in notifications])
-        return [
-            RecordedEvent(_as_uuid(n.originator_id), n.originator_version, event, n.id)
-            for n, event in zip(notifications, events, strict=True)
-        ]
+        return codec.recorded_events(notifications)
 
     def read_all_states(
         self, tenant: str, *, after: int = 0, limit: int = 1000, topics: Sequence[str] = ()
@@ -106,10 +102,7 @@ class SQLiteEventStore:
             notifications = recorder.select_notifications(
                 start=after + 1, limit=limit, topics=topics
             )
-        return [
-            codec.StoredState(n.id, _as_uuid(n.originator_id), n.originator_version, bytes(n.state))
-            for n in notifications
-        ]
+        return codec.stored_states(notifications)
 
     def max_position(self, tenant: str) -> int:
         recorder = self._recorder(tenant)
@@ -165,13 +158,9 @@ class SQLiteEventStore:
             rows = cursor.fetchall()
         found = {}
         for row in rows:
-            stream_id = _as_uuid(row[0])
+            stream_id = codec.as_uuid(row[0])
             found[(stream_id, row[1])] = codec.chain_over(stream_id, bytes(row[2]))
         return found
-
-
-def _as_uuid(originator_id: UUID | str) -> UUID:
-    return originator_id if isinstance(originator_id, UUID) else UUID(originator_id)
 
 
 @contextmanager
