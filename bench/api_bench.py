@@ -76,6 +76,7 @@ class Figures:
     post_ms: list[float] = field(default_factory=list)
     status_ms: list[float] = field(default_factory=list)
     end_to_end_ms: list[float] = field(default_factory=list)
+    server_cpu_s: float = 0.0
 
     def error(self, what: int | str) -> None:
         self.errors[what] = self.errors.get(what, 0) + 1
@@ -90,9 +91,20 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+@dataclass
+class Server:
+    base: str
+    pid: int
+
+    def cpu_seconds(self) -> float:
+        """User and system CPU time the server has used so far (Linux /proc)."""
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @contextlib.contextmanager
-def serving(database_url: str, workdir: Path) -> Iterator[str]:
-    """Run `loom serve all` on `database_url`; yield its base URL; stop it with Ctrl-C."""
+def serving(database_url: str, workdir: Path) -> Iterator[Server]:
+    """Run `loom serve all` on `database_url`; yield it; stop it with Ctrl-C."""
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("LOOM_")}
     env |= {
@@ -109,7 +121,7 @@ def serving(database_url: str, workdir: Path) -> Iterator[str]:
     base = f"http://127.0.0.1:{port}"
     try:
         _wait_healthy(server, base)
-        yield base
+        yield Server(base, server.pid)
     finally:
         server.send_signal(signal.SIGINT)
         try:
@@ -220,8 +232,9 @@ async def _client(
             figures.error(type(exc).__name__)
 
 
-async def load(base: str, seconds: float, concurrency: int, kind: str = "httpx") -> Figures:
-    """Drive `concurrency` clients of `kind` for `seconds` against the server at `base`."""
+async def load(server: Server, seconds: float, concurrency: int, kind: str = "httpx") -> Figures:
+    """Drive `concurrency` clients of `kind` for `seconds` against `server`."""
+    base = server.base
     token = mint_token(SECRET, TENANT, "bench")
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(
@@ -238,12 +251,14 @@ async def load(base: str, seconds: float, concurrency: int, kind: str = "httpx")
         warm = Figures()
         await asyncio.gather(*(_one(c, process_id, i, warm) for i, c in enumerate(clients)))
         figures = Figures()
+        cpu_before = server.cpu_seconds()
         began = time.perf_counter()
         until = began + seconds
         await asyncio.gather(
             *(_client(c, process_id, until, w, figures) for w, c in enumerate(clients))
         )
         figures.seconds = time.perf_counter() - began
+        figures.server_cpu_s = server.cpu_seconds() - cpu_before
         for client in clients:
             if isinstance(client, RawClient):
                 client.close()
@@ -264,6 +279,9 @@ def print_figures(name: str, figures: Figures, concurrency: int, kind: str) -> N
     rate = figures.completed / figures.seconds if figures.seconds else 0.0
     print(f"\n{name}: {concurrency} {kind} clients for {figures.seconds:.1f} s")
     print(f"  executions/s (started over REST, seen completed)  {rate:8.0f}")
+    if figures.completed:
+        per = figures.server_cpu_s / figures.completed * 1000
+        print(f"  server CPU per execution (ms)                     {per:8.2f}")
     print(f"  completed {figures.completed}, failed {figures.failed}, errors {figures.errors or 0}")
     for label, values in (
         ("POST /api/v1/executions", figures.post_ms),
@@ -278,10 +296,10 @@ def run(
     name: str, database_url: str, workdir: Path, seconds: float, concurrency: int, kinds: list[str]
 ) -> None:
     """Serve `database_url` once and load it with each kind of client in turn."""
-    with serving(database_url, workdir) as base:
+    with serving(database_url, workdir) as server:
         for kind in kinds:
             print_figures(
-                name, asyncio.run(load(base, seconds, concurrency, kind)), concurrency, kind
+                name, asyncio.run(load(server, seconds, concurrency, kind)), concurrency, kind
             )
 
 

@@ -105,7 +105,12 @@ class Loom:
         )
         self.projector = Projector(self.store, self.statuses)
         self.processes = ProcessService(self.store, self.catalog, self.clock)
-        self.executions = ExecutionService(self.store, self.catalog, self.engine, self.statuses)
+        # In one process the projector sees every commit as it happens: status reads
+        # may come from its memory. Apart, another process's projector is the fresher.
+        live = None if self.distributed else self.projector.peek
+        self.executions = ExecutionService(
+            self.store, self.catalog, self.engine, self.statuses, live
+        )
         self.agents = AgentService(self.store, self.clock)
         self.feed: EventFeed = self.bus
         self._tasks: list[asyncio.Task[Any]] = []

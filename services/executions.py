@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+from collections.abc import Callable
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
@@ -15,7 +16,7 @@ from domain.events import ExecutionStarted, event_data, event_type
 from domain.execution import Execution
 from domain.ports import ConcurrencyError, EventStore, StoreUnavailable
 from domain.rerun import RerunRefused, plan_rerun
-from projections.status import empty_status, fold_status
+from projections.status import StatusDoc, empty_status, fold_status
 from services.api.errors import Conflict, Invalid, NotFound, Unavailable
 from services.blocking import blocking
 from services.catalog import DefinitionCatalog, UnknownProcess
@@ -27,14 +28,24 @@ STATUSES = ("pending", "running", "completed", "failed", "cancelled")
 MAX_TIMEOUT_S = 366 * 24 * 3600
 
 
+# A projector's view of what it has folded but maybe not saved: (tenant, id) → doc or None.
+LiveStatus = Callable[[str, str], StatusDoc | None]
+
+
 class ExecutionService:
     def __init__(
-        self, store: EventStore, catalog: DefinitionCatalog, engine: Engine, statuses: Any
+        self,
+        store: EventStore,
+        catalog: DefinitionCatalog,
+        engine: Engine,
+        statuses: Any,
+        live: LiveStatus | None = None,
     ) -> None:
         self._store = store
         self._catalog = catalog
         self._engine = engine
         self._statuses = statuses
+        self._live = live
 
     async def start(
         self,
@@ -162,6 +173,8 @@ class ExecutionService:
 
     async def status(self, tenant: str, execution_id: str) -> dict[str, Any]:
         _check_id(execution_id)
+        if self._live is not None and (doc := self._live(tenant, execution_id)) is not None:
+            return doc
         doc = await blocking(self._statuses.get, tenant, execution_id)
         history = None
         if doc is None:

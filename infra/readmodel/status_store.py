@@ -38,7 +38,14 @@ def _summary(doc: StatusDoc) -> StatusDoc:
     return {k: v for k, v in doc.items() if k not in ("nodes", "input")}
 
 
-def _columns(doc: StatusDoc) -> tuple[Any, ...]:
+StatusRow = tuple[str, str | None, str, str, int, bytes]
+
+
+def status_row(doc: StatusDoc) -> StatusRow:
+    """The document as stored: its queried fields beside the whole of it, encoded.
+
+    A snapshot: the document may go on changing once this has returned.
+    """
     return (
         doc["execution_id"],
         doc["process_id"],
@@ -86,7 +93,8 @@ class SQLiteStatusStore:
             self._ready.add(tenant)
         return table
 
-    def save(self, tenant: str, docs: Sequence[StatusDoc], position: int | None = None) -> None:
+    def save(self, tenant: str, rows: Sequence[StatusRow], position: int | None = None) -> None:
+        """Upsert `status_row`s (a row only wins with a higher seq) and the tenant's position."""
         with self._tx() as db:
             table = self._table(db, tenant)
             db.executemany(
@@ -94,7 +102,7 @@ class SQLiteStatusStore:
                 "SET process_id=excluded.process_id, status=excluded.status, "
                 "started_at=excluded.started_at, position=excluded.position, doc=excluded.doc "
                 f"WHERE excluded.position > {table}.position",
-                [_columns(doc) for doc in docs],
+                rows,
             )
             if position is not None:
                 db.execute(
@@ -228,7 +236,7 @@ class PostgresStatusStore:
     def _tracking(self) -> sql.Composed:
         return sql.SQL("{}.loom_tracking").format(sql.Identifier(self._schema))
 
-    def save(self, tenant: str, docs: Sequence[StatusDoc], position: int | None = None) -> None:
+    def save(self, tenant: str, rows: Sequence[StatusRow], position: int | None = None) -> None:
         with self._tx() as cur:
             table = self._table(cur, tenant)
             cur.executemany(
@@ -238,7 +246,7 @@ class PostgresStatusStore:
                     "started_at=excluded.started_at, position=excluded.position, doc=excluded.doc "
                     "WHERE excluded.position > s.position"
                 ).format(t=table),
-                [_columns(doc) for doc in docs],
+                rows,
             )
             if position is not None:
                 cur.execute(

@@ -1,10 +1,15 @@
 """The projector: folds committed events into the status read model.
 
-Fed by the bus (in-process or NATS), it batches whatever has arrived, folds it
-with `projections.status`, and writes the documents and the tenant's position
-in one transaction. Folding is idempotent by seq, so duplicates change nothing;
-`catch_up` reads the event store itself from the tracked position, which is how
-a restarted projector (or a rebuild) converges to the store.
+Fed by the bus (in-process or NATS), it folds on the event loop into documents
+it keeps in memory, and every few milliseconds writes what changed, with the
+tenant's position, in one transaction on a worker thread. Folding is
+idempotent by seq, so duplicates change nothing; `catch_up` reads the event
+store itself from the tracked position, which is how a restarted projector (or
+a rebuild) converges to the store.
+
+The documents in memory are never older than the saved ones, so the API may
+answer status reads from them (`peek`): in one process that makes the status
+of an execution current the moment its start has answered.
 """
 
 from __future__ import annotations
@@ -14,34 +19,73 @@ from collections import OrderedDict, defaultdict
 from collections.abc import Sequence
 from typing import Any
 
+import msgspec
 import structlog
 
 from domain.events import EXECUTION_EVENT_TYPES
 from domain.ports import EventStore, RecordedEvent
+from infra.readmodel.status_store import status_row
 from projections.status import StatusDoc, empty_status, fold_status
 
 log = structlog.get_logger("loom.projector")
 
 # Gather what arrives within this long into one transaction: the read model stays
-# milliseconds fresh, and the folding costs the live path (one process) far less.
+# milliseconds fresh, and the writing costs the live path (one process) far less.
 LINGER_S = 0.01
+# After a failed save, wait this long before writing the same documents again.
+RETRY_S = 1.0
+
+_copy_encoder = msgspec.json.Encoder()
+_copy_decoder = msgspec.json.Decoder(dict[str, Any])
+
+Key = tuple[str, str]
 
 
 class Projector:
     def __init__(self, store: EventStore, statuses: Any, *, cache_size: int = 5000) -> None:
         self._store = store
         self._statuses = statuses
-        self._queue: asyncio.Queue[tuple[str, Sequence[RecordedEvent]]] = asyncio.Queue()
-        self._docs: OrderedDict[tuple[str, str], StatusDoc] = OrderedDict()
         self._cache_size = cache_size
-        self._task: asyncio.Task[None] | None = None
+        # Owned by the event loop: only coroutines and bus handlers touch these.
+        self._docs: OrderedDict[Key, StatusDoc] = OrderedDict()
+        self._inbox: list[tuple[str, Sequence[RecordedEvent]]] = []  # waiting on a read
+        self._unsaved: dict[str, dict[str, StatusDoc]] = defaultdict(dict)
+        self._positions: dict[str, int] = {}
+        self._drain_lock = asyncio.Lock()
+        self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
+        self._task: asyncio.Task[None] | None = None
+
+    # --- fed by the bus ----------------------------------------------------------------
 
     def deliver(self, tenant: str, events: Sequence[RecordedEvent]) -> None:
-        """Bus handler: enqueue only, never block the publisher."""
+        """Bus handler: fold now what needs no read, queue the rest; never blocks."""
         self._idle.clear()
-        self._queue.put_nowait((tenant, events))
+        # Behind anything queued, events wait their turn: a document folds in seq order.
+        if self._inbox or not self._fold_in_memory(tenant, events):
+            self._inbox.append((tenant, events))
+        self._wake.set()
+
+    async def fold_batches(self, batches: Sequence[tuple[str, Sequence[RecordedEvent]]]) -> None:
+        """Fold what a bus consumer fetched and save it before returning (it acks after)."""
+        self._idle.clear()
+        self._inbox.extend(batches)
+        await self._drain()
+
+    def peek(self, tenant: str, execution_id: str) -> StatusDoc | None:
+        """A copy of the execution's document as folded so far, if this projector holds it
+        and nothing delivered is still waiting to be folded."""
+        if self._inbox:
+            return None
+        doc = self._docs.get((tenant, execution_id))
+        if doc is None:
+            doc = self._unsaved.get(tenant, {}).get(execution_id)
+        if doc is None:
+            return None
+        return _copy_decoder.decode(_copy_encoder.encode(doc))
+
+    # --- the loop ----------------------------------------------------------------------
 
     def open(self) -> None:
         if self._task is None:
@@ -54,42 +98,137 @@ class Projector:
             self._task = None
 
     async def settled(self) -> None:
-        """Wait until everything delivered so far is folded (for tests and benchmarks)."""
+        """Wait until everything delivered so far is folded and saved (tests, benchmarks)."""
         await self._idle.wait()
 
     async def _run(self) -> None:
         while True:
-            batches = [await self._queue.get()]
+            await self._wake.wait()
             await asyncio.sleep(LINGER_S)
-            while not self._queue.empty():
-                batches.append(self._queue.get_nowait())
-            by_tenant: dict[str, list[RecordedEvent]] = defaultdict(list)
-            for tenant, events in batches:
-                by_tenant[tenant].extend(events)
-            for tenant, events in by_tenant.items():
-                try:
-                    await self.fold(tenant, events)
-                except Exception:
-                    # The store is the record: the next catch-up folds what was missed.
-                    log.exception("projection failed", tenant=tenant)
-            if self._queue.empty():
-                self._idle.set()
+            self._wake.clear()
+            try:
+                await self._drain()
+            except Exception:
+                # The documents stay unsaved in memory: write them again a little later.
+                log.exception("projection failed")
+                await asyncio.sleep(RETRY_S)
+                self._wake.set()
 
-    async def fold(self, tenant: str, events: Sequence[RecordedEvent]) -> None:
-        """`apply` off the event loop; a failure forgets the cached documents and re-raises."""
-        try:
-            await asyncio.to_thread(self.apply, tenant, events)
-        except Exception:
-            self._docs.clear()
-            raise
+    async def _drain(self) -> None:
+        async with self._drain_lock:
+            try:
+                while self._inbox:
+                    tenant, events = self._inbox[0]
+                    await self._fold_with_reads(tenant, events)
+                    self._inbox.pop(0)
+                await self._save()
+            finally:
+                if not self._inbox and not self._unsaved:
+                    self._idle.set()
 
-    async def fold_batches(self, batches: Sequence[tuple[str, Sequence[RecordedEvent]]]) -> None:
-        """Fold what a bus consumer fetched, tenant by tenant (commits before it acks)."""
-        for tenant, events in batches:
-            await self.fold(tenant, events)
+    # --- folding (on the loop) ---------------------------------------------------------
+
+    def _fold_in_memory(self, tenant: str, events: Sequence[RecordedEvent]) -> bool:
+        """Fold `events` if every document they need is in memory or new; else fold none."""
+        expected: dict[str, int] = {}
+        for recorded in events:
+            if not _is_execution_event(recorded):
+                continue
+            execution_id = str(recorded.stream_id)
+            position = expected.get(execution_id)
+            if position is None:
+                doc = self._held(tenant, execution_id)
+                if doc is not None:
+                    position = doc["position"]
+                elif recorded.seq == 1:
+                    position = 0
+                else:
+                    return False
+            if recorded.seq > position + 1:
+                return False
+            expected[execution_id] = max(position, recorded.seq)
+        self._fold(tenant, events)
+        return True
+
+    async def _fold_with_reads(self, tenant: str, events: Sequence[RecordedEvent]) -> None:
+        """Fetch the saved documents and the missed events `events` need, then fold them."""
+        for recorded in events:
+            if not _is_execution_event(recorded):
+                continue
+            execution_id = str(recorded.stream_id)
+            doc = self._held(tenant, execution_id)
+            if doc is None:
+                stored = await asyncio.to_thread(self._statuses.get, tenant, execution_id)
+                # Folded meanwhile? The held document is the newer one.
+                doc = self._held(tenant, execution_id) or stored or empty_status(execution_id)
+                self._hold(tenant, execution_id, doc)
+            if recorded.seq > doc["position"] + 1:
+                # A redelivery past a hole, or a document another projector moved on.
+                missed = await asyncio.to_thread(
+                    self._store.read,
+                    tenant,
+                    recorded.stream_id,
+                    after=doc["position"],
+                    upto=recorded.seq - 1,
+                )
+                for event in missed:
+                    fold_status(doc, event.seq, event.event)
+        self._fold(tenant, events)
+
+    def _fold(self, tenant: str, events: Sequence[RecordedEvent]) -> None:
+        unsaved = self._unsaved[tenant]
+        for recorded in events:
+            if not _is_execution_event(recorded):
+                continue  # a bus carries process and agent events too
+            execution_id = str(recorded.stream_id)
+            doc = self._held(tenant, execution_id)
+            if doc is None:
+                doc = empty_status(execution_id)
+                self._hold(tenant, execution_id, doc)
+            fold_status(doc, recorded.seq, recorded.event)
+            unsaved[execution_id] = doc
+        position = max((r.position for r in events), default=0)
+        if position > self._positions.get(tenant, 0):
+            self._positions[tenant] = position
+        if not unsaved and tenant not in self._positions:
+            del self._unsaved[tenant]
+
+    def _held(self, tenant: str, execution_id: str) -> StatusDoc | None:
+        doc = self._docs.get((tenant, execution_id))
+        if doc is not None:
+            self._docs.move_to_end((tenant, execution_id))
+            return doc
+        # Pushed out of the cache but not written yet: still the newest there is.
+        return self._unsaved.get(tenant, {}).get(execution_id)
+
+    def _hold(self, tenant: str, execution_id: str, doc: StatusDoc) -> None:
+        self._docs[(tenant, execution_id)] = doc
+        if len(self._docs) > self._cache_size:
+            self._docs.popitem(last=False)
+
+    # --- saving (on a worker thread) ---------------------------------------------------
+
+    async def _save(self) -> None:
+        for tenant in list(self._unsaved):
+            docs = self._unsaved.pop(tenant)
+            position = self._positions.pop(tenant, None)
+            # Snapshots taken here, on the loop: the documents go on folding meanwhile.
+            rows = [status_row(doc) for doc in docs.values()]
+            if not rows and position is None:
+                continue
+            try:
+                await asyncio.to_thread(self._statuses.save, tenant, rows, position)
+            except BaseException:
+                # Newer folds made meanwhile stay; put back what this write lost.
+                self._unsaved[tenant] = docs | self._unsaved.get(tenant, {})
+                if position is not None:
+                    self._positions[tenant] = max(position, self._positions.get(tenant, 0))
+                raise
+
+    # --- blocking: catch-up and rebuild, while the loop is not folding -------------------
 
     def apply(self, tenant: str, events: Sequence[RecordedEvent]) -> None:
-        """Fold events into their documents and save them with the position (blocking).
+        """Fold events into their saved documents and save them with the position (blocking).
 
         Idempotent: an event at or below a document's position changes nothing. An
         event past a hole (a redelivery out of order, or a document another
@@ -99,9 +238,11 @@ class Projector:
         touched: dict[str, StatusDoc] = {}
         for recorded in events:
             if not _is_execution_event(recorded):
-                continue  # a bus carries process and agent events too
+                continue
             execution_id = str(recorded.stream_id)
-            doc = touched.get(execution_id) or self._doc(tenant, execution_id)
+            doc = touched.get(execution_id)
+            if doc is None:
+                doc = self._statuses.get(tenant, execution_id) or empty_status(execution_id)
             if recorded.seq > doc["position"] + 1:
                 for missed in self._store.read(
                     tenant, recorded.stream_id, after=doc["position"], upto=recorded.seq - 1
@@ -112,19 +253,7 @@ class Projector:
         position = max((r.position for r in events), default=0) or None
         if not touched and position is None:
             return
-        self._statuses.save(tenant, list(touched.values()), position)
-
-    def _doc(self, tenant: str, execution_id: str) -> StatusDoc:
-        key = (tenant, execution_id)
-        doc = self._docs.get(key)
-        if doc is None:
-            doc = self._statuses.get(tenant, execution_id) or empty_status(execution_id)
-            self._docs[key] = doc
-            if len(self._docs) > self._cache_size:
-                self._docs.popitem(last=False)
-        else:
-            self._docs.move_to_end(key)
-        return doc
+        self._statuses.save(tenant, [status_row(doc) for doc in touched.values()], position)
 
     def catch_up(self, tenant: str, *, batch: int = 2000) -> int:
         """Fold everything the store holds past the tracked position (blocking)."""
@@ -140,7 +269,8 @@ class Projector:
     def rebuild(self, tenant: str) -> int:
         """Forget the tenant's read model and fold it again from the store (blocking)."""
         self._statuses.reset(tenant)
-        self._docs = OrderedDict((k, v) for k, v in self._docs.items() if k[0] != tenant)
+        for key in [key for key in self._docs if key[0] == tenant]:
+            del self._docs[key]
         return self.catch_up(tenant)
 
 

@@ -1,0 +1,135 @@
+"""The in-process projector on real SQLite files: what it holds in memory and what it saves."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+from uuid import UUID, uuid4
+
+import pytest
+
+from domain.ports import Append, RecordedEvent, StoreUnavailable
+from infra.readmodel.status_store import SQLiteStatusStore, StatusRow
+from infra.store.sqlite import SQLiteEventStore
+from projections.status import StatusDoc, empty_status, fold_status
+from services.projector import projector as projector_module
+from services.projector.projector import Projector
+from tests.nats_support import execution_events
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[SQLiteEventStore]:
+    store = SQLiteEventStore(str(tmp_path / "events.db"))
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def statuses(tmp_path: Path) -> Iterator[SQLiteStatusStore]:
+    statuses = SQLiteStatusStore(str(tmp_path / "read.db"))
+    yield statuses
+    statuses.close()
+
+
+def commit(
+    store: SQLiteEventStore, stream: UUID, after: int, events: list[Any]
+) -> list[RecordedEvent]:
+    """Append to the store and hand back what the engine would publish (with positions)."""
+    store.append("acme", [Append(stream, after, events)])
+    every = store.read_all("acme", limit=10_000)
+    return [r for r in every if r.stream_id == stream and r.seq > after]
+
+
+def folded(store: SQLiteEventStore, stream: UUID) -> StatusDoc:
+    doc = empty_status(str(stream))
+    for recorded in store.read("acme", stream):
+        fold_status(doc, recorded.seq, recorded.event)
+    return doc
+
+
+async def test_a_delivered_start_is_readable_at_once_and_saved_after_the_linger(
+    store: SQLiteEventStore, statuses: SQLiteStatusStore
+) -> None:
+    projector = Projector(store, statuses)
+    projector.open()
+    stream = uuid4()
+    projector.deliver("acme", commit(store, stream, 0, execution_events(2, finish=True)))
+    # Read your writes: no wait, no read model yet.
+    assert projector.peek("acme", str(stream)) == folded(store, stream)
+    assert statuses.get("acme", str(stream)) is None
+    assert projector.peek("other", str(stream)) is None
+    await asyncio.wait_for(projector.settled(), timeout=10)
+    assert statuses.get("acme", str(stream)) == folded(store, stream)
+    assert statuses.tracking("acme") == store.read_all("acme", limit=100)[-1].position
+    await projector.close()
+
+
+async def test_a_peeked_document_is_a_copy(
+    store: SQLiteEventStore, statuses: SQLiteStatusStore
+) -> None:
+    projector = Projector(store, statuses)
+    stream = uuid4()
+    events = execution_events(2, finish=False)
+    projector.deliver("acme", commit(store, stream, 0, events))
+    seen = projector.peek("acme", str(stream))
+    assert seen is not None
+    projector.deliver(
+        "acme", commit(store, stream, len(events), execution_events(0, finish=True)[1:])
+    )
+    assert seen["status"] == "running"
+    assert projector.peek("acme", str(stream)) == folded(store, stream)
+
+
+async def test_an_execution_it_never_saw_is_folded_from_the_saved_document_and_the_store(
+    store: SQLiteEventStore, statuses: SQLiteStatusStore
+) -> None:
+    stream = uuid4()
+    first = commit(store, stream, 0, execution_events(3, finish=False))
+    Projector(store, statuses).apply("acme", first[:3])  # an earlier process saved a prefix
+    projector = Projector(store, statuses)  # a fresh one, after a restart
+    projector.open()
+    # It is handed events 6 and 7 only: 4 and 5 it must read from the store.
+    later = commit(store, stream, len(first), execution_events(0, finish=True)[1:])
+    projector.deliver("acme", first[5:] + later)
+    assert projector.peek("acme", str(stream)) is None  # waiting on reads, not guessing
+    await asyncio.wait_for(projector.settled(), timeout=10)
+    assert projector.peek("acme", str(stream)) == folded(store, stream)
+    assert statuses.get("acme", str(stream)) == folded(store, stream)
+    assert statuses.get("acme", str(stream))["status"] == "completed"
+    await projector.close()
+
+
+class FlakyStatuses:
+    """The real read model, refusing its first `failures` saves as an unreachable store would."""
+
+    def __init__(self, statuses: SQLiteStatusStore, failures: int) -> None:
+        self._statuses = statuses
+        self.failures = failures
+
+    def save(self, tenant: str, rows: Sequence[StatusRow], position: int | None = None) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise StoreUnavailable("disk is away")
+        self._statuses.save(tenant, rows, position)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._statuses, name)
+
+
+async def test_a_failed_save_loses_nothing_and_is_written_again(
+    store: SQLiteEventStore, statuses: SQLiteStatusStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(projector_module, "RETRY_S", 0.05)
+    flaky = FlakyStatuses(statuses, failures=2)
+    projector = Projector(store, flaky)
+    projector.open()
+    streams = [uuid4() for _ in range(3)]
+    for stream in streams:
+        projector.deliver("acme", commit(store, stream, 0, execution_events(1, finish=True)))
+    await asyncio.wait_for(projector.settled(), timeout=10)
+    assert flaky.failures == 0
+    assert all(statuses.get("acme", str(s)) == folded(store, s) for s in streams)
+    assert statuses.tracking("acme") == store.read_all("acme", limit=100)[-1].position
+    await projector.close()
