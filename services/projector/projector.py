@@ -18,6 +18,7 @@ import asyncio
 from collections import OrderedDict, defaultdict
 from collections.abc import Sequence
 from typing import Any
+from uuid import UUID
 
 import msgspec
 import structlog
@@ -130,11 +131,9 @@ class Projector:
 
     def _fold_in_memory(self, tenant: str, events: Sequence[RecordedEvent]) -> bool:
         """Fold `events` if every document they need is in memory or new; else fold none."""
+        mine = _execution_events(events)
         expected: dict[str, int] = {}
-        for recorded in events:
-            if not _is_execution_event(recorded):
-                continue
-            execution_id = str(recorded.stream_id)
+        for execution_id, recorded in mine:
             position = expected.get(execution_id)
             if position is None:
                 doc = self._held(tenant, execution_id)
@@ -147,15 +146,13 @@ class Projector:
             if recorded.seq > position + 1:
                 return False
             expected[execution_id] = max(position, recorded.seq)
-        self._fold(tenant, events)
+        self._fold(tenant, events, mine)
         return True
 
     async def _fold_with_reads(self, tenant: str, events: Sequence[RecordedEvent]) -> None:
         """Fetch the saved documents and the missed events `events` need, then fold them."""
-        for recorded in events:
-            if not _is_execution_event(recorded):
-                continue
-            execution_id = str(recorded.stream_id)
+        mine = _execution_events(events)
+        for execution_id, recorded in mine:
             doc = self._held(tenant, execution_id)
             if doc is None:
                 stored = await asyncio.to_thread(self._statuses.get, tenant, execution_id)
@@ -173,20 +170,27 @@ class Projector:
                 )
                 for event in missed:
                     fold_status(doc, event.seq, event.event)
-        self._fold(tenant, events)
+        self._fold(tenant, events, mine)
 
-    def _fold(self, tenant: str, events: Sequence[RecordedEvent]) -> None:
+    def _fold(
+        self,
+        tenant: str,
+        events: Sequence[RecordedEvent],
+        mine: list[tuple[str, RecordedEvent]],
+    ) -> None:
         unsaved = self._unsaved[tenant]
-        for recorded in events:
-            if not _is_execution_event(recorded):
-                continue  # a bus carries process and agent events too
-            execution_id = str(recorded.stream_id)
-            doc = self._held(tenant, execution_id)
-            if doc is None:
-                doc = empty_status(execution_id)
-                self._hold(tenant, execution_id, doc)
+        doc: StatusDoc | None = None
+        folding = ""
+        for execution_id, recorded in mine:
+            if execution_id != folding:
+                folding = execution_id
+                doc = self._held(tenant, execution_id)
+                if doc is None:
+                    doc = empty_status(execution_id)
+                    self._hold(tenant, execution_id, doc)
+                unsaved[execution_id] = doc
+            assert doc is not None
             fold_status(doc, recorded.seq, recorded.event)
-            unsaved[execution_id] = doc
         position = max((r.position for r in events), default=0)
         if position > self._positions.get(tenant, 0):
             self._positions[tenant] = position
@@ -274,5 +278,24 @@ class Projector:
         return self.catch_up(tenant)
 
 
+_EXECUTION_EVENT_TYPES = frozenset(EXECUTION_EVENT_TYPES)
+
+
 def _is_execution_event(recorded: RecordedEvent) -> bool:
-    return isinstance(recorded.event, EXECUTION_EVENT_TYPES)
+    return type(recorded.event) in _EXECUTION_EVENT_TYPES
+
+
+def _execution_events(events: Sequence[RecordedEvent]) -> list[tuple[str, RecordedEvent]]:
+    """The execution events among `events` (a bus carries process and agent events too),
+    each with its execution id; one id string per run of events of one stream."""
+    mine: list[tuple[str, RecordedEvent]] = []
+    stream: UUID | None = None
+    execution_id = ""
+    for recorded in events:
+        if type(recorded.event) not in _EXECUTION_EVENT_TYPES:
+            continue
+        if recorded.stream_id is not stream:  # equal ids from one append are one object
+            stream = recorded.stream_id
+            execution_id = str(stream)
+        mine.append((execution_id, recorded))
+    return mine
