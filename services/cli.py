@@ -58,6 +58,7 @@ def _serve(settings: Settings, role: str) -> int:
     from infra.auth import mint_token
     from infra.logging import configure_logging
     from services.bootstrap import ROLES, Loom, web_app
+    from services.heap import settle_heap
 
     if role != "all" and settings.nats_url is None:
         print(f"role {role!r} runs apart only over NATS: set LOOM_NATS_URL", file=sys.stderr)
@@ -79,6 +80,7 @@ def _serve(settings: Settings, role: str) -> int:
     if role in ("engine", "projector"):
         return _run_headless(loom, role)
     app = web_app(loom)
+    app.on_startup.append(settle_heap)  # after the Loom has started
     if role != "gateway" and (settings.jwt_secret_is_dev or settings.jwt_public_key is None):
         token = mint_token(settings.jwt_secret, "dev", "dev")
         base = f"http://{settings.host}:{settings.port}"
@@ -107,12 +109,15 @@ def _run_headless(loom: Any, role: str) -> int:
 
     import structlog
 
+    from services.heap import settle_heap
+
     async def run() -> None:
         stopping = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stopping.set)
         await loom.start()
+        settle_heap()
         structlog.get_logger("loom").info("role started", role=role)
         try:
             await stopping.wait()
