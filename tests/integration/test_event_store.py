@@ -152,6 +152,22 @@ def test_read_all_orders_every_stream_by_position(store: EventStore) -> None:
     assert store.read_all("acme", after=positions[1]) == everything[2:]
 
 
+def test_a_large_group_commit_reports_the_position_of_every_event(store: EventStore) -> None:
+    # More events than one INSERT statement holds, over many streams, after earlier rows.
+    store.append("acme", [Append(uuid.uuid4(), 0, [skipped("before")])])
+    streams = [uuid.uuid4() for _ in range(130)]
+    appends = [Append(s, 0, [skipped(f"{i}-{n}") for n in range(9)]) for i, s in enumerate(streams)]
+
+    positions = store.append("acme", appends)
+
+    everything = store.read_all("acme", limit=5000)[1:]
+    assert len(positions) == 130 * 9
+    assert positions == [r.position for r in everything]
+    assert [(r.stream_id, r.seq, r.event) for r in everything] == [
+        (s, n + 1, skipped(f"{i}-{n}")) for i, s in enumerate(streams) for n in range(9)
+    ]
+
+
 def test_read_all_pages_across_the_gaps_failed_appends_leave(store: EventStore) -> None:
     stream = uuid.uuid4()
     store.append("acme", [Append(stream, 0, [skipped("1"), skipped("2")])])
