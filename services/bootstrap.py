@@ -58,6 +58,8 @@ from services.projector.projector import Projector
 from services.relay.relay import Relay
 
 ROLES = ("api", "engine", "projector", "gateway")
+# How long a stopping Loom waits for the projector to save what it has folded.
+SAVE_ON_STOP_S = 10.0
 
 log = structlog.get_logger("loom")
 
@@ -183,7 +185,11 @@ class Loom:
         if self.distributed:
             await self._stop_roles()
         await self.engine.close()
-        await self.projector.settled()
+        try:
+            await asyncio.wait_for(self.projector.settled(), SAVE_ON_STOP_S)
+        except TimeoutError:
+            # The store is the record: the next start folds what this one could not save.
+            log.warning("read model not saved before stopping", waited_s=SAVE_ON_STOP_S)
         await self.projector.close()
         await self.http.close()
         await self.agent_runner.close()

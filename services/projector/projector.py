@@ -150,27 +150,54 @@ class Projector:
         return True
 
     async def _fold_with_reads(self, tenant: str, events: Sequence[RecordedEvent]) -> None:
-        """Fetch the saved documents and the missed events `events` need, then fold them."""
+        """Fetch the saved documents and the missed events `events` need, then fold them.
+
+        One trip to a worker thread for the documents and one for the events, however
+        many executions the batch spans.
+        """
         mine = _execution_events(events)
-        for execution_id, recorded in mine:
-            doc = self._held(tenant, execution_id)
-            if doc is None:
-                stored = await asyncio.to_thread(self._statuses.get, tenant, execution_id)
+        missing = list(dict.fromkeys(i for i, _ in mine if self._held(tenant, i) is None))
+        if missing:
+            stored = await asyncio.to_thread(self._saved_docs, tenant, missing)
+            for execution_id in missing:
                 # Folded meanwhile? The held document is the newer one.
-                doc = self._held(tenant, execution_id) or stored or empty_status(execution_id)
-                self._hold(tenant, execution_id, doc)
-            if recorded.seq > doc["position"] + 1:
-                # A redelivery past a hole, or a document another projector moved on.
-                missed = await asyncio.to_thread(
-                    self._store.read,
-                    tenant,
-                    recorded.stream_id,
-                    after=doc["position"],
-                    upto=recorded.seq - 1,
-                )
-                for event in missed:
+                if self._held(tenant, execution_id) is None:
+                    doc = stored.get(execution_id) or empty_status(execution_id)
+                    self._hold(tenant, execution_id, doc)
+        # A redelivery past a hole, or a document another projector moved on: read the
+        # execution's events from the store, from the held position to the batch's last.
+        reads: dict[str, tuple[UUID, int, int]] = {}
+        expected: dict[str, int] = {}
+        for execution_id, recorded in mine:
+            held = self._held(tenant, execution_id)
+            assert held is not None
+            position = expected.get(execution_id, held["position"])
+            if execution_id in reads:
+                stream, after, upto = reads[execution_id]
+                reads[execution_id] = (stream, after, max(upto, recorded.seq))
+            elif recorded.seq > position + 1:
+                reads[execution_id] = (recorded.stream_id, held["position"], recorded.seq)
+            expected[execution_id] = max(position, recorded.seq)
+        if reads:
+            missed = await asyncio.to_thread(self._read_missed, tenant, reads)
+            for execution_id, history in missed.items():
+                doc = self._held(tenant, execution_id)
+                assert doc is not None
+                for event in history:
                     fold_status(doc, event.seq, event.event)
         self._fold(tenant, events, mine)
+
+    def _saved_docs(self, tenant: str, execution_ids: list[str]) -> dict[str, StatusDoc]:
+        found = ((i, self._statuses.get(tenant, i)) for i in execution_ids)
+        return {i: doc for i, doc in found if doc is not None}
+
+    def _read_missed(
+        self, tenant: str, reads: dict[str, tuple[UUID, int, int]]
+    ) -> dict[str, list[RecordedEvent]]:
+        return {
+            execution_id: self._store.read(tenant, stream, after=after, upto=upto)
+            for execution_id, (stream, after, upto) in reads.items()
+        }
 
     def _fold(
         self,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -133,3 +134,33 @@ async def test_a_failed_save_loses_nothing_and_is_written_again(
     assert all(statuses.get("acme", str(s)) == folded(store, s) for s in streams)
     assert statuses.tracking("acme") == store.read_all("acme", limit=100)[-1].position
     await projector.close()
+
+
+async def test_shuffled_and_repeated_batches_from_two_projectors_converge_to_the_store(
+    store: SQLiteEventStore, statuses: SQLiteStatusStore
+) -> None:
+    streams = [uuid4() for _ in range(6)]
+    for stream in streams:
+        commit(store, stream, 0, execution_events(5, finish=True))
+    recorded = store.read_all("acme", limit=1000)
+    # As a JetStream consumer may hand them over: out of order, some twice, to either one.
+    first, second = Projector(store, statuses), Projector(store, statuses)
+    rng = random.Random(11)
+    deliveries = recorded + rng.sample(recorded, len(recorded) // 2)
+    rng.shuffle(deliveries)
+    for i in range(0, len(deliveries), 5):
+        chosen = first if rng.random() < 0.5 else second
+        await chosen.fold_batches([("acme", deliveries[i : i + 5])])
+    for projector in (first, second):
+        await projector.fold_batches([("acme", recorded[-1:])])
+    for stream in streams:
+        assert statuses.get("acme", str(stream)) == folded(store, stream)
+    # What each one holds is a fold of a whole prefix of the execution, never a patchwork.
+    for projector in (first, second):
+        for stream in streams:
+            held = projector.peek("acme", str(stream))
+            if held is not None:
+                prefix = empty_status(str(stream))
+                for r in store.read("acme", stream, upto=held["position"]):
+                    fold_status(prefix, r.seq, r.event)
+                assert held == prefix
