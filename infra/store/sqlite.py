@@ -5,60 +5,16 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
 from uuid import UUID
 
-from eventsourcing.persistence import (
-    IntegrityError,
-    InterfaceError,
-    OperationalError,
-    StoredEvent,
-)
-from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLiteDatastore
+from eventsourcing.persistence import IntegrityError, InterfaceError, OperationalError
+from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteDatastore
 
 from domain.ports import Append, ConcurrencyError, RecordedEvent, StoreUnavailable
 from infra.store import codec
 from infra.store.naming import events_table, validate_tenant
 
 _REGISTRY = "loom_tenants"
-# Rows per INSERT statement: far below SQLite's 32,766 bound variables (4 a row).
-_ROWS_PER_INSERT = 500
-
-
-class _Recorder(SQLiteApplicationRecorder):
-    """The library's recorder, inserting many events per statement instead of one.
-
-    Python's sqlite3 hands the GIL back around every statement and must win it
-    back after; with the event loop busy, each of those waits can take
-    milliseconds, so a group commit of hundreds of events took tens of ms.
-    Positions are rowids: inside one write transaction on a table that never
-    loses rows, a multi-row INSERT numbers its rows consecutively, in order,
-    ending at the connection's last_insert_rowid().
-    """
-
-    def _insert_events(
-        self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **_: Any
-    ) -> Sequence[int] | None:
-        ids: list[int] = []
-        prefix = (
-            f"INSERT INTO {self.events_table_name} "
-            "(originator_id, originator_version, topic, state) VALUES "
-        )
-        for start in range(0, len(stored_events), _ROWS_PER_INSERT):
-            chunk = stored_events[start : start + _ROWS_PER_INSERT]
-            params: list[Any] = []
-            for s in chunk:
-                originator = s.originator_id
-                params += (
-                    originator.hex if isinstance(originator, UUID) else originator,
-                    s.originator_version,
-                    s.topic,
-                    s.state,
-                )
-            c.execute(prefix + ",".join(["(?,?,?,?)"] * len(chunk)), params)
-            last = c.lastrowid
-            ids.extend(range(last - len(chunk) + 1, last + 1))
-        return ids
 
 
 class SQLiteEventStore:
@@ -174,7 +130,7 @@ class SQLiteEventStore:
 
     def _create_partition(self, tenant: str) -> SQLiteApplicationRecorder:
         table = events_table(tenant)
-        recorder = _Recorder(self._datastore, events_table_name=table)
+        recorder = SQLiteApplicationRecorder(self._datastore, events_table_name=table)
         recorder.create_table()
         self._ensure_registry()
         with self._datastore.transaction(commit=True) as cursor:
