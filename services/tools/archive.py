@@ -52,6 +52,7 @@ class ImportReport(msgspec.Struct, frozen=True, kw_only=True):
     folded: int  # execution events folded into the read model
     seconds: float
     rehashed: int  # events whose stored form changed shape since export (hashed anew)
+    resumed: int = 0  # events an earlier, interrupted import of this archive had written
 
 
 _line_encoder = msgspec.json.Encoder()
@@ -175,15 +176,23 @@ def import_archive(
     *,
     tenant: str | None = None,
 ) -> ImportReport:
-    """Load an export into a tenant that holds no events yet, then fold its read model."""
+    """Load an export into a tenant, then fold its read model.
+
+    The tenant must hold no events, or only events of this very archive: what an
+    import that stopped half-way (a lost connection, Ctrl-C) had written. Those are
+    checked against the archive, hash by hash, and the import goes on after them.
+    """
     began = time.perf_counter()
     target, events, streams, rehashed = check_archive(path, tenant)
-    if target in store.tenants() and store.max_position(target) > 0:
-        raise ToolError(f"tenant {target} already holds events: import loads into an empty store")
+    held = _held(store, target)
+    if held:
+        _check_resumable(path, target, dict(held))
     runs: list[tuple[UUID, int, list[Event]]] = []  # consecutive events of one stream
     size = 0
     for _, line in _numbered(path):
         stream_id = UUID(line.stream_id)
+        if (stream_id, line.seq) in held:
+            continue
         if not runs or runs[-1][0] != stream_id:
             runs.append((stream_id, line.seq - 1, []))
         runs[-1][2].append(codec.decode(bytes(line.event)))
@@ -205,7 +214,39 @@ def import_archive(
         folded=folded,
         seconds=time.perf_counter() - began,
         rehashed=rehashed,
+        resumed=len(held),
     )
+
+
+def _held(store: EventStore, tenant: str) -> dict[tuple[UUID, int], str | bytes]:
+    """What the tenant holds already: each event's chain hash (its body if unsealed)."""
+    if tenant not in store.tenants() or store.max_position(tenant) == 0:
+        return {}
+    reader = state_reader(store)
+    held: dict[tuple[UUID, int], str | bytes] = {}
+    after = 0
+    while rows := reader.read_all_states(tenant, after=after, limit=5000):
+        after = rows[-1].position
+        for row in rows:
+            sealed = codec.unseal(row.state)
+            held[(row.stream_id, row.seq)] = sealed.hash or sealed.body
+    return held
+
+
+def _check_resumable(path: str, tenant: str, held: dict[tuple[UUID, int], str | bytes]) -> None:
+    """Refuse, before anything is written, unless every held event is the archive's own."""
+    refusal = (
+        f"tenant {tenant} already holds events that are not this archive's: import loads "
+        "into an empty store, or finishes its own import that stopped half-way"
+    )
+    for _, line in _numbered(path):
+        key = (UUID(line.stream_id), line.seq)
+        mine = held.pop(key, None)
+        if mine is not None and mine != (line.hash or bytes(line.event)):
+            raise ToolError(f"{refusal} (event {line.seq} of stream {line.stream_id} differs)")
+    if held:
+        stream_id, seq = next(iter(held))
+        raise ToolError(f"{refusal} (event {seq} of stream {stream_id} is not in it)")
 
 
 def _numbered(path: str) -> Iterator[tuple[int, Line]]:

@@ -68,7 +68,9 @@ def add_parsers(sub: Any) -> None:
     cmd.add_argument("--since", metavar="TIME", help="only events at or after this ISO 8601 time")
     cmd.add_argument("--output", "-o", metavar="FILE", help="write here instead of stdout")
 
-    cmd = sub.add_parser("import", help="load an export into an empty store")
+    cmd = sub.add_parser(
+        "import", help="load an export into an empty store (or finish an interrupted import)"
+    )
     cmd.add_argument("file", metavar="FILE")
     cmd.add_argument("--tenant", help="load into this tenant (default: the file's)")
 
@@ -401,6 +403,8 @@ def _import(settings: Settings, args: argparse.Namespace) -> int:
         f"imported {report.events} events ({report.streams} streams) into tenant "
         f"{report.tenant} in {report.seconds:.2f} s; read model: {report.folded} events folded"
     )
+    if report.resumed:
+        print(f"resumed: {report.resumed} of them an earlier import had written already")
     if report.rehashed:
         print(
             f"note: {report.rehashed} events were stored in an older shape and hash anew",

@@ -20,12 +20,13 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from domain.events import NodeCompleted
-from domain.ports import Append
+from domain.ports import Append, StoreUnavailable
 from infra.auth import mint_token
 from infra.settings import Settings
 from infra.store import open_event_store
 from services.bootstrap import Loom, open_status_store, web_app
 from services.cli import main
+from services.tools import archive as archive_tool
 from tests.support import SECRET
 
 # --- an HTTP endpoint that counts the calls made to it -------------------------------
@@ -504,8 +505,93 @@ def test_export_then_import_into_an_empty_store_gives_identical_status_documents
         assert loom_cli("audit", "--verify", "--tenant", "acme", execution_id)[0] == 0
         assert loom_cli("replay", "--tenant", "acme", execution_id)[0] == 0
 
+    # The same archive again: everything is there already, nothing is written twice.
+    code, out, _ = loom_cli("import", str(archive))
+    assert code == 0 and f"resumed: {len(lines)} of them" in out
+    assert loom_cli("export", "--tenant", "acme", "--output", str(again))[0] == 0
+    assert len(again.read_text().splitlines()) == len(lines)
+
+
+class StopsAfter:
+    """The store, failing every append after the first `appends` as a lost connection would."""
+
+    def __init__(self, store: Any, appends: int) -> None:
+        self._store = store
+        self._left = appends
+
+    def append(self, tenant: str, appends: Any) -> list[int]:
+        if self._left == 0:
+            raise StoreUnavailable("connection lost")
+        self._left -= 1
+        result: list[int] = self._store.append(tenant, appends)
+        return result
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+
+def test_an_import_that_stopped_half_way_is_finished_by_importing_again(
+    loom_cli: Cli,
+    recorded: Recorded,
+    empty_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    archive = tmp_path / "acme.jsonl"
+    assert loom_cli("export", "--tenant", "acme", "--output", str(archive))[0] == 0
+    lines = archive.read_text().splitlines()
+    monkeypatch.setattr(archive_tool, "WRITE_BATCH", 7)
+    settings = Settings.from_env({"LOOM_DATABASE_URL": empty_url})
+    store = open_event_store(empty_url)
+    try:
+        with pytest.raises(StoreUnavailable):
+            archive_tool.import_archive(
+                StopsAfter(store, 2), str(archive), lambda: open_status_store(settings, store)
+            )
+        assert store.max_position("acme") > 0  # half of it is in
+    finally:
+        store.close()
+
+    monkeypatch.setenv("LOOM_DATABASE_URL", empty_url)
+    code, out, _ = loom_cli("import", str(archive))
+    assert code == 0, out
+    assert "resumed: 14 of them" in out
+    again = tmp_path / "again.jsonl"
+    assert loom_cli("export", "--tenant", "acme", "--output", str(again))[0] == 0
+    strip = [{k: v for k, v in json.loads(x).items() if k != "position"} for x in lines]
+    reexported = [json.loads(x) for x in again.read_text().splitlines()]
+    assert [{k: v for k, v in x.items() if k != "position"} for x in reexported] == strip
+    executions = (recorded.big, recorded.small, recorded.upgraded)
+    assert _status_documents(recorded.url, executions) == _status_documents(empty_url, executions)
+
+
+def test_an_import_into_a_tenant_holding_other_events_is_refused_and_writes_nothing(
+    loom_cli: Cli,
+    recorded: Recorded,
+    empty_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    archive = tmp_path / "acme.jsonl"
+    assert loom_cli("export", "--tenant", "acme", "--output", str(archive))[0] == 0
+    store = open_event_store(empty_url)
+    try:
+        store.append("acme", [Append(UUID(int=7), 0, [_node_completed("someone else's")])])
+        before = store.max_position("acme")
+    finally:
+        store.close()
+    monkeypatch.setenv("LOOM_DATABASE_URL", empty_url)
     code, _, err = loom_cli("import", str(archive))
-    assert code == 2 and "already holds events" in err
+    assert code == 2 and "already holds events that are not this archive's" in err
+    store = open_event_store(empty_url)
+    try:
+        assert store.max_position("acme") == before
+    finally:
+        store.close()
+
+
+def _node_completed(element: str) -> NodeCompleted:
+    return NodeCompleted(at="2026-01-01T00:00:00Z", actor="someone", element=element, output={})
 
 
 def _status_documents(url: str, execution_ids: tuple[str, ...]) -> list[dict[str, Any]]:
