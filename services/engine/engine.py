@@ -240,6 +240,27 @@ class Engine:
         self._schedule(tenant, execution)
         return execution
 
+    async def reconcile(self, tenant: str, execution_id: str) -> Execution | None:
+        """The execution as the store has it now, reloaded if another process recorded
+        something since (the api's cancel, a timeout); ended there, its effects and
+        timers here stop, since their answers could no longer be recorded."""
+        key = (tenant, execution_id)
+        async with self._lock(key):
+            cached = self._cache.get(key)
+            if cached is not None:
+                stream, seq = UUID(execution_id), cached.seq
+                newer = await asyncio.to_thread(
+                    self._store.read, tenant, stream, after=seq, upto=seq + 1
+                )
+                if not newer:
+                    return cached
+                self._cache.pop(key, None)
+            execution = await self._get(tenant, execution_id)
+        if execution is None or execution.finished:
+            self._stop(tenant, execution_id)
+            self._locks.pop(key, None)
+        return execution
+
     def running(self, tenant: str, execution_id: str) -> bool:
         """Whether an effect of the execution is being performed or recorded here."""
         return any(token[:2] == (tenant, execution_id) for token in self._effect_tasks)

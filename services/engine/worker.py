@@ -61,6 +61,8 @@ class DrivenEngine(Protocol):
 
     async def fire_due(self, tenant: str, execution_id: str) -> None: ...
 
+    async def reconcile(self, tenant: str, execution_id: str) -> Execution | None: ...
+
 
 class Worker:
     """Takes work items from the queue and drives their executions with one engine.
@@ -193,11 +195,18 @@ class Worker:
                     await item.nak(delay=wake - now)
                     return
                 timeout = self._check_s if wake is None else min(self._check_s, wake - now)
-                with contextlib.suppress(TimeoutError):
+                woken = True
+                try:
                     await asyncio.wait_for(changed.wait(), max(timeout, 0.0))
+                except TimeoutError:
+                    woken = False
                 if wake is not None and self._clock.now() >= wake:
                     await self._engine.fire_due(tenant, execution_id)
-                execution = await self._engine.load(tenant, execution_id)
+                if woken:
+                    execution = await self._engine.load(tenant, execution_id)
+                else:
+                    # Quiet here: another process may have ended it (a cancel over the api).
+                    execution = await self._engine.reconcile(tenant, execution_id)
         finally:
             await stop()
 

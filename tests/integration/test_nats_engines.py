@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import select
+import socket
 import threading
 from collections.abc import AsyncIterator, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -140,3 +142,54 @@ async def test_engines_share_executions_and_never_record_a_step_twice(
         completed = [r.event.element for r in history if isinstance(r.event, NodeCompleted)]
         assert completed == ["start", "call", "wait", "done"]
         assert isinstance(history[-1].event, ExecutionCompleted)
+
+
+class _Hanging(BaseHTTPRequestHandler):
+    """Answers only after 30 s, noting when its caller hangs up first."""
+
+    received = threading.Event()
+    dropped = threading.Event()
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("content-length", 0)))
+        _Hanging.received.set()
+        for _ in range(300):
+            ready, _, _ = select.select([self.connection], [], [], 0.1)
+            if ready and not self.connection.recv(1, socket.MSG_PEEK):
+                _Hanging.dropped.set()
+                return
+        self.send_response(200)
+        self.send_header("content-length", "2")
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+async def test_a_cancel_over_the_api_stops_the_call_another_engine_is_making(
+    looms: Any,
+) -> None:
+    _Hanging.received.clear()
+    _Hanging.dropped.clear()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Hanging)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        api, _engine = await looms("api"), await looms("engine")
+        url = f"http://127.0.0.1:{server.server_address[1]}/slow"
+        call = {"key": "call", "type": "http", "params": {"method": "POST", "url": url}}
+        saved = await api.processes.save("acme", "alice", chain(call))
+        started = await api.executions.start("acme", "alice", saved["process_id"], None, {})
+        execution_id = started["execution_id"]
+        assert await asyncio.to_thread(_Hanging.received.wait, 15)
+
+        cancelled = await api.executions.cancel("acme", "alice", execution_id)
+
+        assert cancelled["status"] == "cancelled"
+        # The engine holding it notices within its check interval and hangs up.
+        assert await asyncio.to_thread(_Hanging.dropped.wait, 10)
+        history = await asyncio.to_thread(api.store.read, "acme", UUID(execution_id))
+        completed = [r.event.element for r in history if isinstance(r.event, NodeCompleted)]
+        assert completed == ["start"]
+    finally:
+        server.shutdown()
