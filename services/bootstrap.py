@@ -109,7 +109,7 @@ class Loom:
         self.processes = ProcessService(self.store, self.catalog, self.clock)
         # In one process the projector sees every commit as it happens: status reads
         # may come from its memory. Apart, another process's projector is the fresher.
-        live = None if self.distributed else self.projector.peek
+        live = None if self.distributed else self.projector.current
         self.executions = ExecutionService(
             self.store, self.catalog, self.engine, self.statuses, live
         )

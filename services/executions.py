@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
@@ -29,7 +29,7 @@ MAX_TIMEOUT_S = 366 * 24 * 3600
 
 
 # A projector's view of what it has folded but maybe not saved: (tenant, id) → doc or None.
-LiveStatus = Callable[[str, str], StatusDoc | None]
+LiveStatus = Callable[[str, str], Awaitable[StatusDoc | None]]
 
 
 class ExecutionService:
@@ -173,8 +173,13 @@ class ExecutionService:
 
     async def status(self, tenant: str, execution_id: str) -> dict[str, Any]:
         _check_id(execution_id)
-        if self._live is not None and (doc := self._live(tenant, execution_id)) is not None:
-            return doc
+        if self._live is not None:
+            try:
+                live = await self._live(tenant, execution_id)
+            except StoreUnavailable as exc:
+                raise Unavailable(f"the event store is unavailable: {exc}") from None
+            if live is not None:
+                return live
         doc = await blocking(self._statuses.get, tenant, execution_id)
         history = None
         if doc is None:

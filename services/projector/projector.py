@@ -8,14 +8,14 @@ store itself from the tracked position, which is how a restarted projector (or
 a rebuild) converges to the store.
 
 The documents in memory are never older than the saved ones, so the API may
-answer status reads from them (`peek`): in one process that makes the status
-of an execution current the moment its start has answered.
+answer status reads from them (`current`): in one process that makes the
+status of an execution current the moment its start has answered.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections import OrderedDict, defaultdict
+from collections import Counter, OrderedDict, defaultdict
 from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
@@ -24,7 +24,7 @@ import msgspec
 import structlog
 
 from domain.events import EXECUTION_EVENT_TYPES
-from domain.ports import EventStore, RecordedEvent
+from domain.ports import EventStore, RecordedEvent, StoreUnavailable
 from infra.readmodel.status_store import status_row
 from projections.status import StatusDoc, empty_status, fold_status
 
@@ -35,11 +35,31 @@ log = structlog.get_logger("loom.projector")
 LINGER_S = 0.01
 # After a failed save, wait this long before writing the same documents again.
 RETRY_S = 1.0
+# Events that fail to fold this often for another reason than the store being away
+# are dropped (and logged), so that they do not hold up everything behind them.
+MAX_FAILURES = 5
 
 _copy_encoder = msgspec.json.Encoder()
 _copy_decoder = msgspec.json.Decoder(dict[str, Any])
 
+
+def _copy(doc: StatusDoc) -> StatusDoc:
+    return _copy_decoder.decode(_copy_encoder.encode(doc))
+
+
 Key = tuple[str, str]
+
+
+class _Queued:
+    """Delivered events waiting on a store read, with the documents they will change."""
+
+    __slots__ = ("events", "failures", "keys", "tenant")
+
+    def __init__(self, tenant: str, events: Sequence[RecordedEvent]) -> None:
+        self.tenant = tenant
+        self.events = events
+        self.keys = {(tenant, execution_id) for execution_id, _ in _execution_events(events)}
+        self.failures = 0
 
 
 class Projector:
@@ -49,7 +69,8 @@ class Projector:
         self._cache_size = cache_size
         # Owned by the event loop: only coroutines and bus handlers touch these.
         self._docs: OrderedDict[Key, StatusDoc] = OrderedDict()
-        self._inbox: list[tuple[str, Sequence[RecordedEvent]]] = []  # waiting on a read
+        self._inbox: list[_Queued] = []  # in delivery order, each waiting on a read
+        self._queued: Counter[Key] = Counter()  # documents with events in the inbox
         self._unsaved: dict[str, dict[str, StatusDoc]] = defaultdict(dict)
         self._positions: dict[str, int] = {}
         self._drain_lock = asyncio.Lock()
@@ -61,30 +82,55 @@ class Projector:
     # --- fed by the bus ----------------------------------------------------------------
 
     def deliver(self, tenant: str, events: Sequence[RecordedEvent]) -> None:
-        """Bus handler: fold now what needs no read, queue the rest; never blocks."""
+        """Bus handler: fold now what needs no read, queue the rest; never raises."""
         self._idle.clear()
-        # Behind anything queued, events wait their turn: a document folds in seq order.
-        if self._inbox or not self._fold_in_memory(tenant, events):
-            self._inbox.append((tenant, events))
         self._wake.set()
+        # Behind anything queued, events wait their turn: a document folds in seq order.
+        if not self._inbox:
+            try:
+                if self._fold_in_memory(tenant, events):
+                    return
+            except Exception:
+                # Called by the engine right after its commit: a fold that fails here is
+                # the drain's to retry or report, never the engine's.
+                log.exception("projection failed", tenant=tenant)
+        self._enqueue(_Queued(tenant, events))
 
     async def fold_batches(self, batches: Sequence[tuple[str, Sequence[RecordedEvent]]]) -> None:
-        """Fold what a bus consumer fetched and save it before returning (it acks after)."""
-        self._idle.clear()
-        self._inbox.extend(batches)
-        await self._drain()
+        """Fold what a bus consumer fetched and save it before returning (it acks after).
 
-    def peek(self, tenant: str, execution_id: str) -> StatusDoc | None:
-        """A copy of the execution's document as folded so far, if this projector holds it
-        and nothing delivered is still waiting to be folded."""
-        if self._inbox:
-            return None
-        doc = self._docs.get((tenant, execution_id))
-        if doc is None:
-            doc = self._unsaved.get(tenant, {}).get(execution_id)
-        if doc is None:
-            return None
-        return _copy_decoder.decode(_copy_encoder.encode(doc))
+        On failure nothing of it stays queued: the bus delivers it again.
+        """
+        mine = [_Queued(tenant, events) for tenant, events in batches]
+        for queued in mine:
+            self._enqueue(queued)
+        try:
+            await self._drain(drop_failing=False)
+        except BaseException:
+            for queued in mine:
+                if queued in self._inbox:
+                    self._dequeue(queued)
+            raise
+
+    @property
+    def backlog(self) -> int:
+        """Deliveries waiting on a store read before they can be folded."""
+        return len(self._inbox)
+
+    async def current(self, tenant: str, execution_id: str) -> StatusDoc | None:
+        """A copy of the execution's document as current as the store, if this projector
+        holds it or has events of it waiting (None: ask the read model)."""
+        doc = self._held(tenant, execution_id)
+        if not self._queued[(tenant, execution_id)]:
+            return None if doc is None else _copy(doc)
+        # Some of its events wait on a read: the store has them all, fold them on a copy.
+        copy = _copy(doc) if doc is not None else empty_status(execution_id)
+        history = await asyncio.to_thread(
+            self._store.read, tenant, UUID(execution_id), after=copy["position"]
+        )
+        for recorded in history:
+            fold_status(copy, recorded.seq, recorded.event)
+        return copy if copy["position"] else None
 
     # --- the loop ----------------------------------------------------------------------
 
@@ -99,8 +145,13 @@ class Projector:
             self._task = None
 
     async def settled(self) -> None:
-        """Wait until everything delivered so far is folded and saved (tests, benchmarks)."""
-        await self._idle.wait()
+        """Wait until everything delivered so far is folded and saved (tests, benchmarks).
+
+        Only an open projector saves on its own; fed by `fold_batches`, it has
+        saved by the time each call returns.
+        """
+        if self._task is not None:
+            await self._idle.wait()
 
     async def _run(self) -> None:
         while True:
@@ -108,24 +159,60 @@ class Projector:
             await asyncio.sleep(LINGER_S)
             self._wake.clear()
             try:
-                await self._drain()
+                await self._drain(drop_failing=True)
             except Exception:
-                # The documents stay unsaved in memory: write them again a little later.
+                # The store is away: what is queued and unsaved stays; try again later.
                 log.exception("projection failed")
                 await asyncio.sleep(RETRY_S)
                 self._wake.set()
 
-    async def _drain(self) -> None:
+    async def _drain(self, *, drop_failing: bool) -> None:
         async with self._drain_lock:
             try:
                 while self._inbox:
-                    tenant, events = self._inbox[0]
-                    await self._fold_with_reads(tenant, events)
-                    self._inbox.pop(0)
+                    head = self._inbox[0]
+                    try:
+                        await self._fold_with_reads(head.tenant, head.events)
+                    except StoreUnavailable:
+                        raise
+                    except Exception:
+                        head.failures += 1
+                        if not drop_failing or head.failures < MAX_FAILURES:
+                            raise
+                        self._give_up(head)
+                        continue
+                    self._dequeue(head)
                 await self._save()
             finally:
                 if not self._inbox and not self._unsaved:
                     self._idle.set()
+
+    def _enqueue(self, queued: _Queued) -> None:
+        self._inbox.append(queued)
+        self._queued.update(queued.keys)
+
+    def _dequeue(self, queued: _Queued) -> None:
+        self._inbox.remove(queued)
+        self._queued.subtract(queued.keys)
+        for key in queued.keys:
+            if self._queued[key] <= 0:
+                del self._queued[key]
+
+    def _give_up(self, queued: _Queued) -> None:
+        """Drop events that keep failing to fold (a bug, not an outage), so the rest go on.
+
+        Their documents are forgotten here: the next event of each reads the store.
+        """
+        log.error(
+            "events dropped from the read model",
+            tenant=queued.tenant,
+            executions=sorted(execution_id for _, execution_id in queued.keys),
+            failures=queued.failures,
+        )
+        self._dequeue(queued)
+        for tenant, execution_id in queued.keys:
+            self._docs.pop((tenant, execution_id), None)
+            self._unsaved.get(tenant, {}).pop(execution_id, None)
 
     # --- folding (on the loop) ---------------------------------------------------------
 

@@ -58,29 +58,29 @@ async def test_a_delivered_start_is_readable_at_once_and_saved_after_the_linger(
     stream = uuid4()
     projector.deliver("acme", commit(store, stream, 0, execution_events(2, finish=True)))
     # Read your writes: no wait, no read model yet.
-    assert projector.peek("acme", str(stream)) == folded(store, stream)
+    assert await projector.current("acme", str(stream)) == folded(store, stream)
     assert statuses.get("acme", str(stream)) is None
-    assert projector.peek("other", str(stream)) is None
+    assert await projector.current("other", str(stream)) is None
     await asyncio.wait_for(projector.settled(), timeout=10)
     assert statuses.get("acme", str(stream)) == folded(store, stream)
     assert statuses.tracking("acme") == store.read_all("acme", limit=100)[-1].position
     await projector.close()
 
 
-async def test_a_peeked_document_is_a_copy(
+async def test_a_current_document_is_a_copy(
     store: SQLiteEventStore, statuses: SQLiteStatusStore
 ) -> None:
     projector = Projector(store, statuses)
     stream = uuid4()
     events = execution_events(2, finish=False)
     projector.deliver("acme", commit(store, stream, 0, events))
-    seen = projector.peek("acme", str(stream))
+    seen = await projector.current("acme", str(stream))
     assert seen is not None
     projector.deliver(
         "acme", commit(store, stream, len(events), execution_events(0, finish=True)[1:])
     )
     assert seen["status"] == "running"
-    assert projector.peek("acme", str(stream)) == folded(store, stream)
+    assert await projector.current("acme", str(stream)) == folded(store, stream)
 
 
 async def test_an_execution_it_never_saw_is_folded_from_the_saved_document_and_the_store(
@@ -94,9 +94,10 @@ async def test_an_execution_it_never_saw_is_folded_from_the_saved_document_and_t
     # It is handed events 6 and 7 only: 4 and 5 it must read from the store.
     later = commit(store, stream, len(first), execution_events(0, finish=True)[1:])
     projector.deliver("acme", first[5:] + later)
-    assert projector.peek("acme", str(stream)) is None  # waiting on reads, not guessing
+    # Queued behind a read, yet current at once: the store has every event.
+    assert await projector.current("acme", str(stream)) == folded(store, stream)
     await asyncio.wait_for(projector.settled(), timeout=10)
-    assert projector.peek("acme", str(stream)) == folded(store, stream)
+    assert await projector.current("acme", str(stream)) == folded(store, stream)
     assert statuses.get("acme", str(stream)) == folded(store, stream)
     assert statuses.get("acme", str(stream))["status"] == "completed"
     await projector.close()
@@ -158,9 +159,100 @@ async def test_shuffled_and_repeated_batches_from_two_projectors_converge_to_the
     # What each one holds is a fold of a whole prefix of the execution, never a patchwork.
     for projector in (first, second):
         for stream in streams:
-            held = projector.peek("acme", str(stream))
+            held = await projector.current("acme", str(stream))
             if held is not None:
                 prefix = empty_status(str(stream))
                 for r in store.read("acme", stream, upto=held["position"]):
                     fold_status(prefix, r.seq, r.event)
                 assert held == prefix
+
+
+async def test_a_document_never_goes_back_while_other_events_wait_on_reads(
+    store: SQLiteEventStore, statuses: SQLiteStatusStore
+) -> None:
+    projector = Projector(store, statuses)  # not open: nothing is saved meanwhile
+    done, other = uuid4(), uuid4()
+    projector.deliver("acme", commit(store, done, 0, execution_events(1, finish=True)))
+    # An execution it never saw, mid-way: its events must wait on a read.
+    first = commit(store, other, 0, execution_events(2, finish=False))
+    later = commit(store, other, len(first), execution_events(0, finish=True)[1:])
+    projector.deliver("acme", later)
+    assert projector.backlog == 1
+    assert (await projector.current("acme", str(done)))["status"] == "completed"
+    assert await projector.current("acme", str(other)) == folded(store, other)
+
+
+async def test_a_failed_consumer_batch_leaves_nothing_behind_and_is_folded_when_redelivered(
+    store: SQLiteEventStore, statuses: SQLiteStatusStore
+) -> None:
+    flaky = FlakyStatuses(statuses, failures=1)
+    projector = Projector(store, flaky)
+    stream = uuid4()
+    batch = [("acme", commit(store, stream, 0, execution_events(1, finish=True)))]
+    with pytest.raises(StoreUnavailable):
+        await projector.fold_batches(batch)
+    assert projector.backlog == 0
+    await asyncio.wait_for(projector.settled(), timeout=1)  # a consumer's projector: no wait
+    await projector.fold_batches(batch)  # the bus delivers it again
+    assert statuses.get("acme", str(stream)) == folded(store, stream)
+
+
+class BrokenFor:
+    """The real read model, whose saved document of one execution cannot be read (a bug)."""
+
+    def __init__(self, statuses: SQLiteStatusStore, execution_id: str) -> None:
+        self._statuses = statuses
+        self._broken = execution_id
+        self.reads = 0
+
+    def get(self, tenant: str, execution_id: str) -> StatusDoc | None:
+        if execution_id == self._broken:
+            self.reads += 1
+            raise ValueError("unreadable document")
+        return self._statuses.get(tenant, execution_id)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._statuses, name)
+
+
+async def test_events_that_keep_failing_to_fold_are_dropped_and_the_rest_go_on(
+    store: SQLiteEventStore, statuses: SQLiteStatusStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(projector_module, "RETRY_S", 0.01)
+    broken, fine = uuid4(), uuid4()
+    first = commit(store, broken, 0, execution_events(1, finish=False))
+    reading = BrokenFor(statuses, str(broken))
+    projector = Projector(store, reading)
+    projector.open()
+    projector.deliver(
+        "acme", commit(store, broken, len(first), execution_events(0, finish=True)[1:])
+    )
+    projector.deliver("acme", commit(store, fine, 0, execution_events(1, finish=True)))
+    await asyncio.wait_for(projector.settled(), timeout=10)
+    assert reading.reads == projector_module.MAX_FAILURES
+    assert statuses.get("acme", str(fine)) == folded(store, fine)
+    assert projector.backlog == 0
+    await projector.close()
+
+
+async def test_a_fold_failing_as_it_is_delivered_never_reaches_the_engine(
+    store: SQLiteEventStore, statuses: SQLiteStatusStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = projector_module.fold_status
+    calls = 0
+
+    def fails_once(doc: StatusDoc, seq: int, event: Any) -> StatusDoc:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("a bug in the fold")
+        return real(doc, seq, event)
+
+    monkeypatch.setattr(projector_module, "fold_status", fails_once)
+    projector = Projector(store, statuses)
+    projector.open()
+    stream = uuid4()
+    projector.deliver("acme", commit(store, stream, 0, execution_events(1, finish=True)))
+    await asyncio.wait_for(projector.settled(), timeout=10)
+    assert statuses.get("acme", str(stream)) == folded(store, stream)
+    await projector.close()
