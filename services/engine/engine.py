@@ -24,7 +24,15 @@ from domain.clock import iso, parse_iso
 from domain.errors import InvalidCommand
 from domain.events import Event, ExecutionStarted
 from domain.execution import Execution
-from domain.ports import Append, Clock, ConcurrencyError, EventBus, EventStore, RecordedEvent
+from domain.ports import (
+    Append,
+    Clock,
+    ConcurrencyError,
+    EventBus,
+    EventStore,
+    RecordedEvent,
+    StoreUnavailable,
+)
 from services.catalog import DefinitionCatalog
 from services.engine.committer import GroupCommitter
 from services.engine.effects import EffectFailed, Effects
@@ -249,9 +257,14 @@ class Engine:
             cached = self._cache.get(key)
             if cached is not None:
                 stream, seq = UUID(execution_id), cached.seq
-                newer = await asyncio.to_thread(
-                    self._store.read, tenant, stream, after=seq, upto=seq + 1
-                )
+                try:
+                    newer = await asyncio.to_thread(
+                        self._store.read, tenant, stream, after=seq, upto=seq + 1
+                    )
+                except StoreUnavailable as exc:
+                    # Only a check: the calls in flight go on; the next one looks again.
+                    log.warning("store unavailable", error=str(exc))
+                    return cached
                 if not newer:
                     return cached
                 self._cache.pop(key, None)

@@ -184,15 +184,15 @@ def import_archive(
     """
     began = time.perf_counter()
     target, events, streams, rehashed = check_archive(path, tenant)
-    held = _held(store, target)
-    if held:
-        _check_resumable(path, target, dict(held))
+    heads = _heads(store, target)
+    if heads:
+        _check_resumable(path, target, heads)
     runs: list[tuple[UUID, int, list[Event]]] = []  # consecutive events of one stream
     size = 0
     for _, line in _numbered(path):
         stream_id = UUID(line.stream_id)
-        if (stream_id, line.seq) in held:
-            continue
+        if line.seq <= heads.get(stream_id, (0, ""))[0]:
+            continue  # written by the import this one finishes
         if not runs or runs[-1][0] != stream_id:
             runs.append((stream_id, line.seq - 1, []))
         runs[-1][2].append(codec.decode(bytes(line.event)))
@@ -214,38 +214,51 @@ def import_archive(
         folded=folded,
         seconds=time.perf_counter() - began,
         rehashed=rehashed,
-        resumed=len(held),
+        resumed=sum(seq for seq, _ in heads.values()),
     )
 
 
-def _held(store: EventStore, tenant: str) -> dict[tuple[UUID, int], str | bytes]:
-    """What the tenant holds already: each event's chain hash (its body if unsealed)."""
+def _heads(store: EventStore, tenant: str) -> dict[UUID, tuple[int, str | None]]:
+    """Each stream the tenant holds already: its last seq and that event's chain hash.
+
+    The hash chains over every event before it, so one per stream is enough to
+    tell whether the whole stored stream is what an import of the archive writes.
+    """
     if tenant not in store.tenants() or store.max_position(tenant) == 0:
         return {}
     reader = state_reader(store)
-    held: dict[tuple[UUID, int], str | bytes] = {}
+    heads: dict[UUID, tuple[int, str | None]] = {}
     after = 0
     while rows := reader.read_all_states(tenant, after=after, limit=5000):
         after = rows[-1].position
         for row in rows:
-            sealed = codec.unseal(row.state)
-            held[(row.stream_id, row.seq)] = sealed.hash or sealed.body
-    return held
+            heads[row.stream_id] = (row.seq, codec.unseal(row.state).hash)
+    return heads
 
 
-def _check_resumable(path: str, tenant: str, held: dict[tuple[UUID, int], str | bytes]) -> None:
-    """Refuse, before anything is written, unless every held event is the archive's own."""
+def _check_resumable(path: str, tenant: str, heads: dict[UUID, tuple[int, str | None]]) -> None:
+    """Refuse, before anything is written, unless every stored stream is a prefix of what
+    importing the archive writes: the same events, sealed into the same chain."""
     refusal = (
         f"tenant {tenant} already holds events that are not this archive's: import loads "
         "into an empty store, or finishes its own import that stopped half-way"
     )
+    # What an import stores: each event encoded anew and sealed in a chain from genesis.
+    chains: dict[UUID, str] = {}
+    unmatched = dict(heads)
     for _, line in _numbered(path):
-        key = (UUID(line.stream_id), line.seq)
-        mine = held.pop(key, None)
-        if mine is not None and mine != (line.hash or bytes(line.event)):
-            raise ToolError(f"{refusal} (event {line.seq} of stream {line.stream_id} differs)")
-    if held:
-        stream_id, seq = next(iter(held))
+        stream_id = UUID(line.stream_id)
+        head = heads.get(stream_id)
+        if head is None or line.seq > head[0]:
+            continue
+        body = codec.encode(codec.decode(bytes(line.event)))[1]
+        chains[stream_id] = codec.chain_hash(chains.get(stream_id, codec.genesis(stream_id)), body)
+        if line.seq == head[0]:
+            if chains[stream_id] != head[1]:
+                raise ToolError(f"{refusal} (stream {stream_id} differs by its event {line.seq})")
+            del unmatched[stream_id]
+    if unmatched:
+        stream_id, (seq, _) = next(iter(unmatched.items()))
         raise ToolError(f"{refusal} (event {seq} of stream {stream_id} is not in it)")
 
 
