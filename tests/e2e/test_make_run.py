@@ -22,7 +22,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support import contract_example
+from infra.auth import mint_token
+from tests.support import SECRET, contract_example
 
 pytestmark = pytest.mark.e2e
 
@@ -77,31 +78,41 @@ class Served:
         raise AssertionError(f"no dev token printed:\n{self.output}")
 
 
-@pytest.fixture
-def served(tmp_path: Path) -> Iterator[Served]:
+def _serve(workdir: Path) -> Served:
+    """`loom serve all` on a free port, its store under `workdir/data`."""
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("LOOM_")}
     env |= {
         "LOOM_HOST": "127.0.0.1",
         "LOOM_PORT": str(port),
-        "LOOM_DATABASE_URL": f"sqlite:///{tmp_path}/data/loom.db",
+        "LOOM_DATABASE_URL": f"sqlite:///{workdir}/data/loom.db",
+        "LOOM_JWT_SECRET": SECRET,
         "PYTHONUNBUFFERED": "1",
     }
     process = subprocess.Popen(
         [str(LOOM), "serve", "all"],
-        cwd=tmp_path,
+        cwd=workdir,
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
-    served = Served(process, f"http://127.0.0.1:{port}")
+    return Served(process, f"http://127.0.0.1:{port}")
+
+
+def _end(served: Served) -> None:
+    if served.process.poll() is None:
+        served.process.kill()
+        served.process.wait(timeout=10)
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[Served]:
+    served = _serve(tmp_path)
     try:
         yield served
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=10)
+        _end(served)
 
 
 def test_loom_serve_all_runs_the_contract_example_and_stops_cleanly_on_ctrl_c(
@@ -137,3 +148,39 @@ def test_loom_serve_all_runs_the_contract_example_and_stops_cleanly_on_ctrl_c(
 
     assert code in (0, -signal.SIGINT, 128 + signal.SIGINT), served.output
     assert "Traceback" not in served.output, served.output
+
+
+def test_a_killed_loom_loses_no_execution_it_accepted_and_its_read_model_catches_up(
+    tmp_path: Path,
+) -> None:
+    headers = {"Authorization": f"Bearer {mint_token(SECRET, 'acme', 'alice')}"}
+    first = _serve(tmp_path)
+    try:
+        first.wait_healthy()
+        with httpx.Client(base_url=first.base, headers=headers, timeout=10) as api:
+            created = api.post("/api/v1/processes", json=EXAMPLE)
+            assert created.status_code == 201, created.text
+            body = {"process_id": created.json()["process_id"], "input": {"amount": 120}}
+            accepted = []
+            for _ in range(60):
+                started = api.post("/api/v1/executions", json=body)
+                assert started.status_code == 202, started.text
+                accepted.append(started.json()["execution_id"])
+        # No Ctrl-C: the process dies with what it had not yet written to the read model.
+        first.process.send_signal(signal.SIGKILL)
+        first.process.wait(timeout=10)
+    finally:
+        _end(first)
+
+    second = _serve(tmp_path)
+    try:
+        second.wait_healthy()
+        with httpx.Client(base_url=second.base, headers=headers, timeout=10) as api:
+            listed = api.get("/api/v1/executions", params={"limit": 500}).json()["items"]
+            assert sorted(item["execution_id"] for item in listed) == sorted(accepted)
+            assert {item["status"] for item in listed} == {"completed"}
+            for execution_id in accepted[-5:]:
+                status = api.get(f"/api/v1/executions/{execution_id}/status").json()
+                assert status["output"] == {"yes": {"score": 240}}
+    finally:
+        _end(second)
