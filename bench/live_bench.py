@@ -43,6 +43,7 @@ from infra.bus.nats import EventConsumer, NatsClient
 from infra.logging import configure_logging
 from infra.settings import Settings
 from services.bootstrap import ROLES, Loom, web_app
+from services.heap import settle_heap
 from services.projector.projector import Projector
 
 TENANT = "livebench"
@@ -98,6 +99,7 @@ async def _serve(loom: Loom) -> tuple[uvicorn.Server, asyncio.Task[None], int]:
     task = asyncio.create_task(server.serve())
     while not server.started:
         await asyncio.sleep(0.01)
+    settle_heap()  # as `loom serve` does once started
     return server, task, port
 
 
