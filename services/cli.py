@@ -15,9 +15,15 @@ from services.tools import commands as tools
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="loom", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    serve = sub.add_parser("serve", help="serve a role (embedded default: all)")
+    serve = sub.add_parser("serve", help="serve roles (embedded default: all)")
     serve.add_argument(
-        "role", nargs="?", default="all", choices=["all", "api", "engine", "projector", "gateway"]
+        "role",
+        nargs="?",
+        default="all",
+        type=_roles,
+        metavar="ROLES",
+        help="all, or one or more of api, engine, projector, gateway joined by commas "
+        "(e.g. api,gateway: the Studio and its WebSocket from one process)",
     )
     token = sub.add_parser("token", help="print a signed dev JWT")
     token.add_argument("--tenant", required=True)
@@ -51,8 +57,22 @@ def main(argv: list[str] | None = None) -> int:
     return _rebuild(settings, args.tenant)
 
 
+def _roles(text: str) -> str:
+    """`all`, or known roles joined by commas, each once (argparse's type check)."""
+    names = [name.strip() for name in text.split(",")]
+    known = ("all", "api", "engine", "projector", "gateway")
+    if any(name not in known for name in names) or len(set(names)) != len(names):
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: give all, or roles among api, engine, projector, gateway "
+            "joined by commas, each once"
+        )
+    if "all" in names and len(names) > 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: all already has every role")
+    return ",".join(names)
+
+
 def _serve(settings: Settings, role: str) -> int:
-    """Serve one role (distributed, needs LOOM_NATS_URL) or all of them (`all`)."""
+    """Serve some roles (distributed, needs LOOM_NATS_URL) or all of them (`all`)."""
     import uvicorn
 
     from infra.auth import mint_token
@@ -61,11 +81,11 @@ def _serve(settings: Settings, role: str) -> int:
     from services.heap import settle_heap
 
     if role != "all" and settings.nats_url is None:
-        print(f"role {role!r} runs apart only over NATS: set LOOM_NATS_URL", file=sys.stderr)
+        print(f"{role!r} runs apart only over NATS: set LOOM_NATS_URL", file=sys.stderr)
         return 2
     if role != "all" and settings.database_url.startswith("sqlite:"):
         print(
-            f"role {role!r} shares its store with other processes: "
+            f"{role!r} shares its store with other processes: "
             "set LOOM_DATABASE_URL to a postgresql:// URL",
             file=sys.stderr,
         )
@@ -76,12 +96,13 @@ def _serve(settings: Settings, role: str) -> int:
     log = structlog.get_logger("loom")
     if settings.jwt_secret_is_dev:
         log.warning("LOOM_JWT_SECRET is not set: using the dev secret; never do this in production")
-    loom = Loom(settings, roles=ROLES if role == "all" else (role,))
-    if role in ("engine", "projector"):
+    roles = ROLES if role == "all" else tuple(role.split(","))
+    loom = Loom(settings, roles=roles)
+    if not {"api", "gateway"} & set(roles):
         return _run_headless(loom, role)
     app = web_app(loom)
     app.on_startup.append(settle_heap)  # after the Loom has started
-    if role != "gateway" and (settings.jwt_secret_is_dev or settings.jwt_public_key is None):
+    if "api" in roles and (settings.jwt_secret_is_dev or settings.jwt_public_key is None):
         token = mint_token(settings.jwt_secret, "dev", "dev")
         base = f"http://{settings.host}:{settings.port}"
         print(
@@ -103,7 +124,7 @@ def _serve(settings: Settings, role: str) -> int:
 
 
 def _run_headless(loom: Any, role: str) -> int:
-    """A role without HTTP: run until SIGINT or SIGTERM, then stop cleanly."""
+    """Roles without HTTP: run until SIGINT or SIGTERM, then stop cleanly."""
     import asyncio
     import signal
 
@@ -118,7 +139,7 @@ def _run_headless(loom: Any, role: str) -> int:
             loop.add_signal_handler(signum, stopping.set)
         await loom.start()
         settle_heap()
-        structlog.get_logger("loom").info("role started", role=role)
+        structlog.get_logger("loom").info("roles started", roles=role)
         try:
             await stopping.wait()
         finally:

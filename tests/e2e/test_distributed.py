@@ -283,3 +283,30 @@ async def test_api_engines_projector_and_gateway_as_processes_run_and_stream_exe
         assert (await status(waiting))["status"] in ("running", "completed")
     finally:
         await api.aclose()
+
+
+async def test_api_and_gateway_in_one_process_serve_the_studio_and_its_websocket(
+    cluster: Cluster, target: str
+) -> None:
+    port = free_port()
+    cluster.spawn("front", "api,gateway", port)  # what the Studio needs, from one origin
+    cluster.spawn("back", "engine,projector")
+    await cluster.healthy("front")
+    token = mint_token(SECRET, TENANT, "e2e")
+    headers = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(base_url=cluster.url("front"), headers=headers, timeout=10) as api:
+        assert (await api.get("/studio", follow_redirects=True)).status_code == 200
+        # A slow call keeps it running while the socket opens: the events stream live.
+        slow = target + "/slow"
+        call = {"key": "call", "type": "http", "params": {"method": "POST", "url": slow}}
+        saved = (await api.post("/api/v1/processes", json=process("front", [call]))).json()
+        body = {"process_id": saved["process_id"], "input": {}}
+        started = await api.post("/api/v1/executions", json=body)
+        assert started.status_code == 202, started.text
+        execution_id = started.json()["execution_id"]
+        url = f"ws://127.0.0.1:{port}/ws/executions/{execution_id}?token={token}"
+        messages, code = await watch(url)
+    assert code == 1000
+    assert_live(messages)
+    assert _Target.calls == {"/slow": 1}  # performed by the engine in the other process
+    assert "roles started" in cluster.log("back")
