@@ -219,20 +219,8 @@ class Projector:
     def _fold_in_memory(self, tenant: str, events: Sequence[RecordedEvent]) -> bool:
         """Fold `events` if every document they need is in memory or new; else fold none."""
         mine = _execution_events(events)
-        expected: dict[str, int] = {}
-        for execution_id, recorded in mine:
-            position = expected.get(execution_id)
-            if position is None:
-                doc = self._held(tenant, execution_id)
-                if doc is not None:
-                    position = doc["position"]
-                elif recorded.seq == 1:
-                    position = 0
-                else:
-                    return False
-            if recorded.seq > position + 1:
-                return False
-            expected[execution_id] = max(position, recorded.seq)
+        if self._reads(tenant, mine):
+            return False
         self._fold(tenant, events, mine)
         return True
 
@@ -251,20 +239,7 @@ class Projector:
                 if self._held(tenant, execution_id) is None:
                     doc = stored.get(execution_id) or empty_status(execution_id)
                     self._hold(tenant, execution_id, doc)
-        # A redelivery past a hole, or a document another projector moved on: read the
-        # execution's events from the store, from the held position to the batch's last.
-        reads: dict[str, tuple[UUID, int, int]] = {}
-        expected: dict[str, int] = {}
-        for execution_id, recorded in mine:
-            held = self._held(tenant, execution_id)
-            assert held is not None
-            position = expected.get(execution_id, held["position"])
-            if execution_id in reads:
-                stream, after, upto = reads[execution_id]
-                reads[execution_id] = (stream, after, max(upto, recorded.seq))
-            elif recorded.seq > position + 1:
-                reads[execution_id] = (recorded.stream_id, held["position"], recorded.seq)
-            expected[execution_id] = max(position, recorded.seq)
+        reads = self._reads(tenant, mine)
         if reads:
             missed = await asyncio.to_thread(self._read_missed, tenant, reads)
             for execution_id, history in missed.items():
@@ -273,6 +248,28 @@ class Projector:
                 for event in history:
                     fold_status(doc, event.seq, event.event)
         self._fold(tenant, events, mine)
+
+    def _reads(
+        self, tenant: str, mine: list[tuple[str, RecordedEvent]]
+    ) -> dict[str, tuple[UUID, int, int]]:
+        """Where `mine` leaves a hole in a document (a redelivery past one, a document
+        another projector moved on, one not held here), the store read that fills it:
+        the execution's events from the document's position (0 if not held) to its last
+        in `mine`."""
+        reads: dict[str, tuple[UUID, int, int]] = {}
+        expected: dict[str, int] = {}
+        for execution_id, recorded in mine:
+            if execution_id in reads:
+                stream, after, upto = reads[execution_id]
+                reads[execution_id] = (stream, after, max(upto, recorded.seq))
+                continue
+            held = self._held(tenant, execution_id)
+            start = 0 if held is None else held["position"]
+            position = expected.get(execution_id, start)
+            if recorded.seq > position + 1:
+                reads[execution_id] = (recorded.stream_id, start, recorded.seq)
+            expected[execution_id] = max(position, recorded.seq)
+        return reads
 
     def _saved_docs(self, tenant: str, execution_ids: list[str]) -> dict[str, StatusDoc]:
         found = ((i, self._statuses.get(tenant, i)) for i in execution_ids)
