@@ -168,59 +168,56 @@ class _Hanging(BaseHTTPRequestHandler):
         pass
 
 
-async def test_a_cancel_over_the_api_stops_the_call_another_engine_is_making(
-    looms: Any,
-) -> None:
+@pytest.fixture
+def hanging() -> Iterator[str]:
+    """The URL of a `_Hanging` server, its events cleared."""
     _Hanging.received.clear()
     _Hanging.dropped.clear()
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Hanging)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        api, _engine = await looms("api"), await looms("engine")
-        url = f"http://127.0.0.1:{server.server_address[1]}/slow"
-        call = {"key": "call", "type": "http", "params": {"method": "POST", "url": url}}
-        saved = await api.processes.save("acme", "alice", chain(call))
-        started = await api.executions.start("acme", "alice", saved["process_id"], None, {})
-        execution_id = started["execution_id"]
-        assert await asyncio.to_thread(_Hanging.received.wait, 15)
+    yield f"http://127.0.0.1:{server.server_address[1]}/slow"
+    server.shutdown()
 
-        cancelled = await api.executions.cancel("acme", "alice", execution_id)
 
-        assert cancelled["status"] == "cancelled"
-        # The engine holding it notices within its check interval and hangs up.
-        assert await asyncio.to_thread(_Hanging.dropped.wait, 10)
-        history = await asyncio.to_thread(api.store.read, "acme", UUID(execution_id))
-        completed = [r.event.element for r in history if isinstance(r.event, NodeCompleted)]
-        assert completed == ["start"]
-    finally:
-        server.shutdown()
+async def call_in_flight(api: Loom, url: str) -> str:
+    """Start an execution whose http element calls `url`; return once the call arrived."""
+    call = {"key": "call", "type": "http", "params": {"method": "POST", "url": url}}
+    saved = await api.processes.save("acme", "alice", chain(call))
+    started = await api.executions.start("acme", "alice", saved["process_id"], None, {})
+    assert await asyncio.to_thread(_Hanging.received.wait, 15)
+    return str(started["execution_id"])
+
+
+async def test_a_cancel_over_the_api_stops_the_call_another_engine_is_making(
+    looms: Any, hanging: str
+) -> None:
+    api, _engine = await looms("api"), await looms("engine")
+    execution_id = await call_in_flight(api, hanging)
+
+    cancelled = await api.executions.cancel("acme", "alice", execution_id)
+
+    assert cancelled["status"] == "cancelled"
+    # The engine holding it notices within its check interval and hangs up.
+    assert await asyncio.to_thread(_Hanging.dropped.wait, 10)
+    history = await asyncio.to_thread(api.store.read, "acme", UUID(execution_id))
+    completed = [r.event.element for r in history if isinstance(r.event, NodeCompleted)]
+    assert completed == ["start"]
 
 
 async def test_an_engine_that_cannot_reach_the_store_for_a_while_keeps_its_call_going(
-    looms: Any, monkeypatch: pytest.MonkeyPatch
+    looms: Any, hanging: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _Hanging.received.clear()
-    _Hanging.dropped.clear()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Hanging)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        api, engine = await looms("api"), await looms("engine")
-        url = f"http://127.0.0.1:{server.server_address[1]}/slow"
-        call = {"key": "call", "type": "http", "params": {"method": "POST", "url": url}}
-        saved = await api.processes.save("acme", "alice", chain(call))
-        started = await api.executions.start("acme", "alice", saved["process_id"], None, {})
-        assert await asyncio.to_thread(_Hanging.received.wait, 15)
+    api, engine = await looms("api"), await looms("engine")
+    execution_id = await call_in_flight(api, hanging)
 
-        def unreachable(*args: Any, **kwargs: Any) -> Any:
-            raise StoreUnavailable("connection refused")
+    def unreachable(*args: Any, **kwargs: Any) -> Any:
+        raise StoreUnavailable("connection refused")
 
-        with monkeypatch.context() as outage:
-            outage.setattr(engine.store, "read", unreachable)
-            await asyncio.sleep(2.5)  # more than one check of the held execution
-        assert not _Hanging.dropped.is_set()
-        assert engine.worker.held == 1  # not handed back: nobody calls out a second time
+    with monkeypatch.context() as outage:
+        outage.setattr(engine.store, "read", unreachable)
+        await asyncio.sleep(2.5)  # more than one check of the held execution
+    assert not _Hanging.dropped.is_set()
+    assert engine.worker.held == 1  # not handed back: nobody calls out a second time
 
-        await api.executions.cancel("acme", "alice", started["execution_id"])
-        assert await asyncio.to_thread(_Hanging.dropped.wait, 10)
-    finally:
-        server.shutdown()
+    await api.executions.cancel("acme", "alice", execution_id)
+    assert await asyncio.to_thread(_Hanging.dropped.wait, 10)
