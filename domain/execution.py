@@ -31,9 +31,17 @@ from domain.events import (
     NodeFailed,
     NodeSkipped,
 )
-from domain.expressions import Scope
+from domain.expression_cost import BUDGET_STEPS
+from domain.expressions import METER, Scope
+from domain.limits import check_size, oversize
 
 TERMINAL = frozenset({"completed", "failed", "cancelled"})
+# A run of pure elements pauses after this many elements or this many expression steps
+# (~50 ms, see domain/expression_cost.py), so that other executions, of this tenant and
+# every other, take their turn; the engine goes on with it next. Counted, not timed,
+# so a replay pauses where the run did.
+SLICE_ELEMENTS = 256
+SLICE_STEPS = BUDGET_STEPS
 # The timer of the execution's own `timeout_s`; element keys cannot start with "@".
 EXECUTION_TIMEOUT = "@execution"
 
@@ -180,6 +188,11 @@ class Execution:
     def finished(self) -> bool:
         return self.status in TERMINAL
 
+    @property
+    def yielded(self) -> bool:
+        """A run of pure elements paused for others, with elements ready to go on with."""
+        return bool(self.stack) and not self.finished and self._uncaught is None
+
     def in_flight(self) -> list[tuple[str, int, Any]]:
         """Effects started and not yet answered: (key, attempt, recorded request)."""
         if self.finished:
@@ -229,6 +242,7 @@ class Execution:
         graph: Graph,
         started: ExecutionStarted,
     ) -> tuple[Execution, list[Event]]:
+        check_size(started.input, "the execution's input")
         execution = cls(execution_id, graph)
         execution.apply(started)
         events: list[Event] = [started]
@@ -242,7 +256,12 @@ class Execution:
             return out
         emit = self._emitter(out)
         graph_nodes = self.graph.nodes
+        ran = 0
+        metered = METER.steps
         while self.stack and self._uncaught is None:
+            if ran >= SLICE_ELEMENTS or METER.steps - metered >= SLICE_STEPS:
+                return out  # paused: the engine goes on with it after the others
+            ran += 1
             key = self.stack[-1]
             node = graph_nodes[key]
             if self.graph.incoming[key] and not self._live[key]:
@@ -271,6 +290,10 @@ class Execution:
             except ElementFailure as exc:
                 emit(NodeFailed(at=at, actor=actor, element=key, error=str(exc)))
                 continue
+            too_large = oversize(outcome.output, f"the result of {key}")
+            if too_large is not None:
+                emit(NodeFailed(at=at, actor=actor, element=key, error=too_large))
+                continue
             emit(
                 NodeCompleted(
                     at=at, actor=actor, element=key, output=outcome.output, port=outcome.port
@@ -286,6 +309,11 @@ class Execution:
         except ElementFailure as exc:
             emit(NodeExecuting(at=at, actor=actor, element=key))
             emit(NodeFailed(at=at, actor=actor, element=key, error=str(exc)))
+            return
+        too_large = oversize(request, f"the request of {key}")
+        if too_large is not None:
+            emit(NodeExecuting(at=at, actor=actor, element=key))
+            emit(NodeFailed(at=at, actor=actor, element=key, error=too_large))
             return
         wake_at = None
         if node.kind.name == "delay":
@@ -309,6 +337,10 @@ class Execution:
     def complete(self, key: str, attempt: int, output: Any, at: str, actor: str) -> list[Event]:
         """An effect answered."""
         self._expect_in_flight(key, attempt)
+        too_large = oversize(output, f"the result of {key}")
+        if too_large is not None:
+            # Not retried: the same call would answer as much again.
+            return self._fail_final(key, attempt, too_large, at, actor)
         out: list[Event] = []
         self._emitter(out)(
             NodeCompleted(at=at, actor=actor, element=key, output=output, attempt=attempt)
@@ -328,6 +360,13 @@ class Execution:
             NodeFailed(
                 at=at, actor=actor, element=key, error=error, attempt=attempt, retry_at=retry_at
             )
+        )
+        return out + self.advance(at, actor)
+
+    def _fail_final(self, key: str, attempt: int, error: str, at: str, actor: str) -> list[Event]:
+        out: list[Event] = []
+        self._emitter(out)(
+            NodeFailed(at=at, actor=actor, element=key, error=error, attempt=attempt)
         )
         return out + self.advance(at, actor)
 

@@ -1,24 +1,30 @@
 """CEL expressions and `{{ … }}` templates behind one small interface.
 
 The CEL implementation (`common-expression-language`, Rust) evaluates in ~6 µs
-where cel-python takes ~365 µs. CEL always terminates; the sandbox adds bounds on
-source size, on nested comprehension macros and on the size of what comes out.
+where cel-python takes ~365 µs, but it cannot count its work. CEL always
+terminates; the sandbox bounds the source's size and nested comprehension macros,
+and prices every evaluation before it runs (domain/expression_cost.py): one that
+would go over its budget fails with `expression exceeded its budget` without
+running. Templates are bounded in the size of what they assemble.
 """
 
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Mapping
 from typing import Any
 
 import cel
 import msgspec
+from celpy.celparser import CELParseError, CELParser
 
 from domain.errors import ExpressionError
+from domain.expression_cost import MAX_VALUE_BYTES, CostModel, OverBudget
 
 MAX_SOURCE_CHARS = 4096
 MAX_MACROS = 3
-MAX_RESULT_BYTES = 1 << 20
+OVER_BUDGET = "expression exceeded its budget"
 
 _MACRO = re.compile(r"\.\s*(map|filter|all|exists|exists_one)\s*\(")
 _NODE_REF = re.compile(r"\bnodes\s*(?:\.\s*([A-Za-z_][A-Za-z0-9_]*)|\[\s*(['\"])(.*?)\2\s*\])")
@@ -30,10 +36,20 @@ _TEMPLATE = re.compile(r"\{\{(.*?)\}\}", re.S)
 _encoder = msgspec.json.Encoder(order="sorted")
 
 
+class _Meter(threading.local):
+    """Expression steps priced on this thread so far: a run of elements reads the
+    difference to know when to pause (per thread, so replays in threads do not mix)."""
+
+    steps = 0.0
+
+
+METER = _Meter()
+
+
 class Expression:
     """A compiled CEL expression over `input`, `execution.input` and `nodes.<key>.output`."""
 
-    __slots__ = ("_program", "node_refs", "source", "variables")
+    __slots__ = ("_cost", "_program", "node_refs", "source", "variables")
 
     def __init__(self, source: str) -> None:
         if not isinstance(source, str) or not source.strip():
@@ -46,13 +62,19 @@ class Expression:
             self._program = cel.compile(source)
         except Exception as exc:  # the binding raises ValueError with the parser's message
             raise ExpressionError(f"expression does not compile: {_first_line(exc)}") from None
+        self._cost = _cost_model(source)
         self.source = source
         self.node_refs = _node_refs(source)
         self.variables = frozenset(self._program.variables())
 
     def evaluate(self, scope: Scope) -> Any:
+        activation = scope.activation(self.variables, self.node_refs)
         try:
-            value = self._program.execute(scope.activation(self.variables, self.node_refs))
+            METER.steps += self._cost.check(activation)
+        except OverBudget as exc:
+            raise ExpressionError(f"{OVER_BUDGET} ({self.source!r}: {exc})") from None
+        try:
+            value = self._program.execute(activation)
         except Exception as exc:
             raise ExpressionError(f"{self.source!r} failed: {_first_line(exc)}") from None
         return _plain(value, self.source)
@@ -80,12 +102,19 @@ class Template:
         if len(self._parts) == 1 and isinstance(self._parts[0], Expression):
             return self._parts[0].evaluate(scope)
         out: list[str] = []
+        size = 0
         for part in self._parts:
             if isinstance(part, str):
-                out.append(part)
+                text = part
             else:
                 value = part.evaluate(scope)
-                out.append(value if isinstance(value, str) else _encoder.encode(value).decode())
+                text = value if isinstance(value, str) else _encoder.encode(value).decode()
+            size += len(text)
+            if size > MAX_VALUE_BYTES:
+                raise ExpressionError(
+                    f"{OVER_BUDGET} (template builds over {MAX_VALUE_BYTES} bytes)"
+                )
+            out.append(text)
         return "".join(out)
 
 
@@ -147,6 +176,32 @@ def _node_refs(source: str) -> frozenset[str] | None:
     return frozenset(refs)
 
 
+def _cost_model(source: str) -> CostModel:
+    model = _COST_MODELS.get(source)
+    if model is None:
+        try:
+            model = CostModel(_parser().parse(source))
+        except CELParseError as exc:
+            raise ExpressionError(f"expression does not compile: {_first_line(exc)}") from None
+        except OverBudget as exc:
+            raise ExpressionError(f"{OVER_BUDGET} whatever its input ({exc})") from None
+        if len(_COST_MODELS) >= 4096:
+            _COST_MODELS.clear()
+        _COST_MODELS[source] = model
+    return model
+
+
+# Parsing costs 0.1 to 1 ms: a source seen once is priced once per process.
+_COST_MODELS: dict[str, CostModel] = {}
+_PARSER: list[CELParser] = []
+
+
+def _parser() -> CELParser:
+    if not _PARSER:
+        _PARSER.append(CELParser())  # builds the grammar once (~0.1 s), on first use
+    return _PARSER[0]
+
+
 def _plain(value: Any, source: str) -> Any:
     if value is None or isinstance(value, bool | int | float | str):
         return value
@@ -154,8 +209,8 @@ def _plain(value: Any, source: str) -> Any:
         encoded = _encoder.encode(msgspec.to_builtins(value, str_keys=True))
     except (TypeError, msgspec.EncodeError) as exc:
         raise ExpressionError(f"{source!r} produced a value that is not JSON: {exc}") from None
-    if len(encoded) > MAX_RESULT_BYTES:
-        raise ExpressionError(f"{source!r} produced more than {MAX_RESULT_BYTES} bytes")
+    if len(encoded) > MAX_VALUE_BYTES:
+        raise ExpressionError(f"{OVER_BUDGET} ({source!r} built over {MAX_VALUE_BYTES} bytes)")
     return msgspec.json.decode(encoded)
 
 

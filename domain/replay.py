@@ -22,6 +22,7 @@ from domain.events import (
     NodeCompleted,
     NodeExecuting,
     NodeFailed,
+    NodeSkipped,
     event_data,
     event_type,
 )
@@ -87,6 +88,13 @@ def replay(execution_id: str, graph: Graph, history: Sequence[Event]) -> ReplayR
 def _outside_fact(execution: Execution, fact: Event) -> list[Event] | None:
     """Feed one recorded outside fact to the command the engine used; None if it is not one."""
     at, actor = fact.at, fact.actor
+    if (
+        execution.yielded
+        and isinstance(fact, NodeExecuting | NodeSkipped)
+        and fact.element == execution.stack[-1]
+    ):
+        # The engine went on with a run of pure elements it had paused for others.
+        return execution.advance(at, actor)
     timers = dict(execution.timers())
     match fact:
         case ExecutionCancelled(reason=reason):

@@ -84,6 +84,7 @@ class Engine:
         self._timer_wake = asyncio.Event()
         self._timer_task: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[Any]] = set()
+        self._continuing: set[tuple[str, str]] = set()
 
     def now(self) -> str:
         return iso(self._clock.now())
@@ -276,6 +277,8 @@ class Engine:
 
     def running(self, tenant: str, execution_id: str) -> bool:
         """Whether an effect of the execution is being performed or recorded here."""
+        if (tenant, execution_id) in self._continuing:
+            return True
         return any(token[:2] == (tenant, execution_id) for token in self._effect_tasks)
 
     async def fire_due(self, tenant: str, execution_id: str) -> None:
@@ -308,6 +311,14 @@ class Engine:
     def _schedule(self, tenant: str, execution: Execution) -> None:
         if execution.finished:
             return
+        if execution.yielded and self._run_effects:
+            # A long run of pure elements paused: go on once the others had their turn.
+            key = (tenant, execution.id)
+            if key not in self._continuing:
+                self._continuing.add(key)
+                task = asyncio.create_task(self._continue(key))
+                self._background.add(task)
+                task.add_done_callback(self._background.discard)
         for element, attempt, request in execution.in_flight() if self._run_effects else ():
             token = (tenant, execution.id, element, attempt)
             if token not in self._effect_tasks:
@@ -362,6 +373,25 @@ class Engine:
             )
         finally:
             self._effect_tasks.pop(token, None)
+
+    async def _continue(self, key: tuple[str, str]) -> None:
+        tenant, execution_id = key
+
+        def decide(execution: Execution) -> list[Event]:
+            return execution.advance(self.now(), self.actor) if execution.yielded else []
+
+        try:
+            while True:
+                await asyncio.sleep(0)  # every task already waiting runs first
+                execution = await self._command(tenant, execution_id, decide)
+                if not execution.yielded:
+                    return
+        except asyncio.CancelledError:
+            pass
+        except Exception:
+            log.exception("execution could not go on", execution_id=execution_id)
+        finally:
+            self._continuing.discard(key)
 
     async def _timer_loop(self) -> None:
         while True:

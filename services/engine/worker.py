@@ -182,7 +182,7 @@ class Worker:
                     return
                 wake = _earliest(execution)
                 now = self._clock.now()
-                if execution.in_flight():
+                if execution.in_flight() or execution.yielded:
                     stalled = 0 if self._engine.running(tenant, execution_id) else stalled + 1
                     if stalled >= 2:
                         # Its effect ran here but could not be recorded: try again later.
