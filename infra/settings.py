@@ -16,6 +16,9 @@ _DEFAULT_DATABASE_URL = "sqlite:///data/loom.db"
 _DEFAULT_HOST = "127.0.0.1"
 _DEFAULT_PORT = 8000
 _DEFAULT_LOG_LEVEL = "info"
+# Per-tenant fairness limits (0: none); above what one tenant drives in `bench.api_bench`.
+_DEFAULT_TENANT_MAX_RUNNING = 10_000
+_DEFAULT_TENANT_STARTS_PER_S = 2000.0
 _SECRET_FIELDS = frozenset({"jwt_secret", "llm_api_key"})
 
 
@@ -41,6 +44,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     llm_api_key: str | None = None
     http_allow: tuple[str, ...] = ()
     log_level: str = _DEFAULT_LOG_LEVEL
+    tenant_max_running: int = _DEFAULT_TENANT_MAX_RUNNING
+    tenant_starts_per_s: float = _DEFAULT_TENANT_STARTS_PER_S
+    tenant_starts_burst: int | None = None  # None: twice tenant_starts_per_s
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
@@ -67,6 +73,24 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             llm_api_key=get("LOOM_LLM_API_KEY"),
             http_allow=_comma_list(get("LOOM_HTTP_ALLOW")),
             log_level=_log_level(get("LOOM_LOG_LEVEL")),
+            tenant_max_running=int(
+                _at_least(
+                    "LOOM_TENANT_MAX_RUNNING",
+                    get("LOOM_TENANT_MAX_RUNNING"),
+                    _DEFAULT_TENANT_MAX_RUNNING,
+                    0,
+                    whole=True,
+                )
+            ),
+            tenant_starts_per_s=_at_least(
+                "LOOM_TENANT_STARTS_PER_S",
+                get("LOOM_TENANT_STARTS_PER_S"),
+                _DEFAULT_TENANT_STARTS_PER_S,
+                0,
+            ),
+            tenant_starts_burst=_optional_int_at_least(
+                "LOOM_TENANT_STARTS_BURST", get("LOOM_TENANT_STARTS_BURST"), 1
+            ),
         )
 
     def __repr__(self) -> str:
@@ -119,3 +143,24 @@ def _log_level(value: str | None) -> str:
         allowed = ", ".join(_LOG_LEVELS)
         raise SettingsError(f"LOOM_LOG_LEVEL must be one of {allowed}, got {value!r}")
     return level
+
+
+def _at_least(
+    name: str, value: str | None, default: float, least: float, *, whole: bool = False
+) -> float:
+    if value is None:
+        return default
+    try:
+        number = float(int(value)) if whole else float(value)
+    except ValueError:
+        kind = "a whole number" if whole else "a number"
+        raise SettingsError(f"{name} must be {kind}, got {value!r}") from None
+    if not number >= least or number == float("inf"):
+        raise SettingsError(f"{name} must be a finite number of at least {least:g}, got {value!r}")
+    return number
+
+
+def _optional_int_at_least(name: str, value: str | None, least: int) -> int | None:
+    if value is None:
+        return None
+    return int(_at_least(name, value, least, least, whole=True))

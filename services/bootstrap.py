@@ -56,6 +56,7 @@ from services.gateway.websocket import ExecutionSocket
 from services.processes import ProcessService
 from services.projector.projector import Projector
 from services.relay.relay import Relay
+from services.tenant_limits import TenantLimits
 
 ROLES = ("api", "engine", "projector", "gateway")
 # How long a stopping Loom waits for the projector to save what it has folded.
@@ -110,8 +111,15 @@ class Loom:
         # In one process the projector sees every commit as it happens: status reads
         # may come from its memory. Apart, another process's projector is the fresher.
         live = None if self.distributed else self.projector.current
+        self.limits = TenantLimits(
+            self.clock,
+            self.statuses.running,
+            max_running=settings.tenant_max_running,
+            starts_per_s=settings.tenant_starts_per_s,
+            burst=settings.tenant_starts_burst,
+        )
         self.executions = ExecutionService(
-            self.store, self.catalog, self.engine, self.statuses, live
+            self.store, self.catalog, self.engine, self.statuses, live, self.limits
         )
         self.agents = AgentService(self.store, self.clock)
         self.feed: EventFeed = self.bus

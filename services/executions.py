@@ -22,6 +22,7 @@ from services.blocking import blocking
 from services.catalog import DefinitionCatalog, UnknownProcess
 from services.engine.engine import Engine, UnknownExecution
 from services.ids import new_id
+from services.tenant_limits import NO_LIMITS, TenantLimits, TenantOverLimit
 from services.tools.state import StateRefused, state_at
 
 STATUSES = ("pending", "running", "completed", "failed", "cancelled")
@@ -40,12 +41,14 @@ class ExecutionService:
         engine: Engine,
         statuses: Any,
         live: LiveStatus | None = None,
+        limits: TenantLimits | None = None,
     ) -> None:
         self._store = store
         self._catalog = catalog
         self._engine = engine
         self._statuses = statuses
         self._live = live
+        self._limits = limits or NO_LIMITS  # the composition root passes the settings'
 
     async def start(
         self,
@@ -87,11 +90,24 @@ class ExecutionService:
             timeout_s=timeout_s,
         )
         try:
+            admission = await self._limits.admit(tenant, execution_id)
+        except TenantOverLimit:
+            # A retry of a start that already happened is answered as before, not counted.
+            if idempotency_key is not None and await self._exists(tenant, execution_id):
+                return await self._same_request(tenant, execution_id, request_hash)
+            raise
+        try:
             execution = await self._engine.start(tenant, execution_id, started)
         except ConcurrencyError:
+            admission.undo()
             return await self._same_request(tenant, execution_id, request_hash)
         except StoreUnavailable as exc:
+            admission.undo()
             raise Unavailable(f"the event store is unavailable: {exc}") from None
+        except BaseException:
+            admission.undo()
+            raise
+        admission.started(finished=execution.finished)
         return {"execution_id": execution_id, "status": execution.status}
 
     async def rerun(
@@ -150,16 +166,26 @@ class ExecutionService:
             timeout_s=timeout_s,
         )
         rerun_id = new_id()
+        admission = await self._limits.admit(tenant, rerun_id)
         try:
             execution = await self._engine.start(tenant, rerun_id, started)
         except StoreUnavailable as exc:
+            admission.undo()
             raise Unavailable(f"the event store is unavailable: {exc}") from None
+        except BaseException:
+            admission.undo()
+            raise
+        admission.started(finished=execution.finished)
         return {
             "execution_id": rerun_id,
             "status": execution.status,
             "rerun_of": execution_id,
             "from": from_key,
         }
+
+    async def _exists(self, tenant: str, execution_id: str) -> bool:
+        first = await blocking(lambda: self._store.read(tenant, UUID(execution_id), upto=1))
+        return bool(first)
 
     async def _same_request(
         self, tenant: str, execution_id: str, request_hash: str

@@ -1,8 +1,9 @@
 """The errors services raise, and how each becomes a JSON `{"detail": …}` response.
 
-Services raise `NotFound`, `Invalid`, `Conflict` or `Unavailable`; they never
-build responses. Anything a client can send maps to a 4xx here; a 500 means a
-bug on our side and is logged with its traceback.
+Services raise `NotFound`, `Invalid`, `Conflict` or `Unavailable` (and
+`TenantOverLimit`, a 429 with `Retry-After`); they never build responses.
+Anything a client can send maps to a 4xx here; a 500 means a bug on our side and
+is logged with its traceback.
 """
 
 from __future__ import annotations
@@ -19,12 +20,14 @@ from litestar.status_codes import (
     HTTP_404_NOT_FOUND,
     HTTP_409_CONFLICT,
     HTTP_422_UNPROCESSABLE_ENTITY,
+    HTTP_429_TOO_MANY_REQUESTS,
     HTTP_500_INTERNAL_SERVER_ERROR,
     HTTP_503_SERVICE_UNAVAILABLE,
 )
 from litestar.types import ExceptionHandlersMap
 
 from domain.ports import ConcurrencyError, StoreUnavailable
+from services.tenant_limits import TenantOverLimit
 
 MAX_BODY_BYTES = 1024 * 1024
 
@@ -78,6 +81,7 @@ def exception_handlers() -> ExceptionHandlersMap:
     """The handlers `create_app` installs, most specific first."""
     return {
         ApiError: _api_error,
+        TenantOverLimit: _over_limit,
         StoreUnavailable: _store_unavailable,
         ConcurrencyError: _concurrency_error,
         ValidationException: _validation_error,
@@ -110,6 +114,13 @@ def _store_unavailable(_: Request[Any, Any, Any], exc: Exception) -> Response[An
 
 def _concurrency_error(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     return _json({"detail": f"a concurrent change won: {exc}; reload and retry"}, 409)
+
+
+def _over_limit(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    assert isinstance(exc, TenantOverLimit)
+    body = {"detail": exc.detail, "limit": exc.limit, "retry_after_s": exc.retry_after_s}
+    headers = {"Retry-After": str(exc.retry_after_s)}
+    return _json(body, HTTP_429_TOO_MANY_REQUESTS, headers)
 
 
 def _api_error(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:

@@ -26,6 +26,10 @@ _ERRORS = {
     409: "A stale `expected_version`, a reused `Idempotency-Key`, or a finished execution",
     413: "The body is over 1 MiB",
     422: "The request breaks a rule; `key` names the offending element",
+    429: (
+        "The tenant is over one of its limits (executions running, starts per second): "
+        "`limit` names it; retry after the `Retry-After` header's seconds. Nothing started"
+    ),
     503: "A backing store is unavailable; retry later",
 }
 
@@ -125,7 +129,7 @@ class ProcessController(Controller):
 class ExecutionController(Controller):
     path = "/api/v1/executions"
 
-    @post("/", status_code=HTTP_202_ACCEPTED, responses=_errors(400, 404, 409, 413, 422))
+    @post("/", status_code=HTTP_202_ACCEPTED, responses=_errors(400, 404, 409, 413, 422, 429))
     async def start_execution(
         self,
         request: Request[Any, Any, Any],
@@ -197,7 +201,7 @@ class ExecutionController(Controller):
     @post(
         "/{execution_id:str}/rerun",
         status_code=HTTP_202_ACCEPTED,
-        responses=_errors(400, 404, 409, 413, 422),
+        responses=_errors(400, 404, 409, 413, 422, 429),
     )
     async def rerun_execution(
         self,
