@@ -104,6 +104,9 @@ async def _in_flight(loom: Loom, definition: dict[str, Any], count: int) -> floa
 async def _replay_10k(loom: Loom) -> tuple[int, float, float]:
     saved = await loom.processes.save(TENANT, "bench", chain(4998))
     result = await loom.executions.start(TENANT, "bench", saved["process_id"], None, {"v": 0})
+    # A chain this long runs in slices (pausing for other executions): wait for its end.
+    while (await loom.executions.status(TENANT, result["execution_id"]))["status"] == "running":
+        await asyncio.sleep(0.01)
     stream = uuid.UUID(result["execution_id"])
     graph = await loom.catalog.graph(TENANT, saved["process_id"], 1)
     await loom.projector.settled()  # time the replay alone, as `loom replay` runs it

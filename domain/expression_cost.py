@@ -228,16 +228,17 @@ class CostModel:
 
     def check(self, activation: Mapping[str, Any]) -> float:
         """Price an evaluation on these values: the steps it may take, or OverBudget."""
+        if self.cheap_when_small:
+            # The hot path: small reads of an expression cheap on any small read.
+            total = 0
+            for value in activation.values():
+                total += len(_encode(value))
+            if total <= SMALL_READ_BYTES:
+                return float(total * _HANDOVER_STEPS_PER_BYTE)
         budget = _Budget()
-        env: dict[str, Shape] = {}
-        total = 0
-        for name, value in activation.items():
-            encoded = _encode(value)
-            total += len(encoded)
-            budget.spend(_handover_steps(encoded))
-            env[name] = Shape.measure([value])
-        if total <= SMALL_READ_BYTES and self.cheap_when_small:
-            return budget.steps
+        for value in activation.values():
+            budget.spend(_handover_steps(_encode(value)))
+        env = {name: Shape.measure([value]) for name, value in activation.items()}
         self._price(env, budget)
         return budget.steps
 

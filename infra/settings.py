@@ -47,6 +47,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     tenant_max_running: int = _DEFAULT_TENANT_MAX_RUNNING
     tenant_starts_per_s: float = _DEFAULT_TENANT_STARTS_PER_S
     tenant_starts_burst: int | None = None  # None: twice tenant_starts_per_s
+    max_result_bytes: int = 1 << 20
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
@@ -90,6 +91,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             ),
             tenant_starts_burst=_optional_int_at_least(
                 "LOOM_TENANT_STARTS_BURST", get("LOOM_TENANT_STARTS_BURST"), 1
+            ),
+            max_result_bytes=int(
+                _at_least(
+                    "LOOM_MAX_RESULT_BYTES", get("LOOM_MAX_RESULT_BYTES"), 1 << 20, 1024, whole=True
+                )
             ),
         )
 

@@ -26,6 +26,7 @@ import structlog
 from litestar import Litestar
 from litestar.di import Provide
 
+from domain.limits import set_result_limit
 from domain.ports import EventFeed, EventStore
 from infra.bus.inprocess import InProcessBus
 from infra.bus.nats import (
@@ -88,6 +89,7 @@ class Loom:
         if not self.distributed and self.roles != set(ROLES):
             raise ValueError("running roles apart needs NATS: set LOOM_NATS_URL")
         self.clock = clock or SystemClock()
+        set_result_limit(settings.max_result_bytes)
         self.store: EventStore = open_event_store(settings.database_url)
         self.statuses = _status_store(settings.database_url, self.store)
         self.bus = InProcessBus()
@@ -124,6 +126,7 @@ class Loom:
         self.agents = AgentService(self.store, self.clock)
         self.feed: EventFeed = self.bus
         self._tasks: list[asyncio.Task[Any]] = []
+        self._resumed = asyncio.Event()
         if self.distributed:
             self._wire_nats()
         else:
@@ -160,11 +163,25 @@ class Loom:
             await asyncio.to_thread(self.projector.catch_up, tenant)
         self.projector.open()
         self.engine.open()
-        running = []
-        for tenant in tenants:
-            ids = await asyncio.to_thread(self.statuses.running, tenant)
-            running += [(tenant, execution_id) for execution_id in ids]
-        await self.engine.resume(running)
+        # Resumed in the background: the server listens (and answers cancel) first, and
+        # what was left running goes through the same budgets as new work.
+        self._tasks.append(asyncio.create_task(self._resume(tenants), name="loom-resume"))
+
+    async def _resume(self, tenants: list[str]) -> None:
+        try:
+            running = []
+            for tenant in tenants:
+                ids = await asyncio.to_thread(self.statuses.running, tenant)
+                running += [(tenant, execution_id) for execution_id in ids]
+            await self.engine.resume(running)
+        except Exception:
+            log.exception("executions left running were not resumed")
+        finally:
+            self._resumed.set()
+
+    async def resumed(self) -> None:
+        """Wait until what was left running at start has been taken up again."""
+        await self._resumed.wait()
 
     async def _start_roles(self) -> None:
         self.nats.start()  # connects in the background: the api stores on while NATS is away
@@ -192,6 +209,10 @@ class Loom:
     async def stop(self) -> None:
         if self.distributed:
             await self._stop_roles()
+        else:
+            for task in self._tasks:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.engine.close()
         try:
             await asyncio.wait_for(self.projector.settled(), SAVE_ON_STOP_S)

@@ -26,6 +26,7 @@ from litestar.status_codes import (
 )
 from litestar.types import ExceptionHandlersMap
 
+from domain.limits import ValueTooLarge
 from domain.ports import ConcurrencyError, StoreUnavailable
 from services.tenant_limits import TenantOverLimit
 
@@ -82,6 +83,7 @@ def exception_handlers() -> ExceptionHandlersMap:
     return {
         ApiError: _api_error,
         TenantOverLimit: _over_limit,
+        ValueTooLarge: _too_large,
         StoreUnavailable: _store_unavailable,
         ConcurrencyError: _concurrency_error,
         ValidationException: _validation_error,
@@ -121,6 +123,11 @@ def _over_limit(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     body = {"detail": exc.detail, "limit": exc.limit, "retry_after_s": exc.retry_after_s}
     headers = {"Retry-After": str(exc.retry_after_s)}
     return _json(body, HTTP_429_TOO_MANY_REQUESTS, headers)
+
+
+def _too_large(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    assert isinstance(exc, ValueTooLarge)
+    return _json({"detail": exc.detail}, HTTP_422_UNPROCESSABLE_ENTITY)
 
 
 def _api_error(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:

@@ -147,3 +147,42 @@ def test_a_restart_listens_and_takes_a_cancel_before_the_work_it_resumes_is_done
     assert status["status"] == "cancelled"
     ran = [key for key, node in status["nodes"].items() if node["state"] == "completed"]
     assert len(ran) < 120
+
+
+def test_an_oversized_string_result_is_refused_before_it_reaches_the_store(
+    server: LoomServer, tmp_path: Path
+) -> None:
+    # 30 copies of 100 KB: it completed, and status and events answered 88 MB each.
+    process_id = _save(server, "acme", _chain(1, " + ".join(["input.s"] * 30)))
+    files = [tmp_path / "loom.db", tmp_path / "loom-read.db"]
+    before = sum(f.stat().st_size for f in files if f.exists())
+    execution_id = _start(server, "acme", process_id, {"s": "x" * 100_000})
+    status = _finished(server, "acme", execution_id)
+    assert status["status"] == "failed"
+    assert "over the limit of 1 MiB" in status["nodes"]["t0"]["error"]
+    events = httpx.get(
+        f"{server.base_url}/api/v1/executions/{execution_id}/events",
+        headers=_headers(server, "acme"),
+    )
+    assert len(events.content) < 1 << 20
+    after = sum(f.stat().st_size for f in files if f.exists())
+    assert after - before < 2 << 20  # the 100 KB input, and nothing of the 3 MB result
+
+
+def test_an_execution_input_over_the_result_limit_is_refused_and_starts_nothing(
+    tmp_path: Path,
+) -> None:
+    served = start_loom(tmp_path, LOOM_MAX_RESULT_BYTES="10000")
+    try:
+        process_id = _save(served, "acme", _chain(1, "input"))
+        answer = httpx.post(
+            f"{served.base_url}/api/v1/executions",
+            json={"process_id": process_id, "input": {"s": "x" * 20_000}},
+            headers=_headers(served, "acme"),
+        )
+        assert answer.status_code == 422
+        assert "the execution's input is" in answer.json()["detail"]
+        listed = httpx.get(f"{served.base_url}/api/v1/executions", headers=_headers(served, "acme"))
+        assert listed.status_code == 200 and listed.json()["items"] == []
+    finally:
+        stop_loom(served)
