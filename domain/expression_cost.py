@@ -27,7 +27,7 @@ from typing import Any
 import msgspec
 from lark import Token, Tree
 
-BUDGET_STEPS = 500_000
+BUDGET_STEPS = 400_000
 # The largest value an evaluation may build, intermediate values included. Results are
 # capped lower (an element's result at 1 MiB); this bounds the memory one evaluation
 # can take on its way there.

@@ -36,6 +36,7 @@ from domain.ports import (
 from services.catalog import DefinitionCatalog
 from services.engine.committer import GroupCommitter
 from services.engine.effects import EffectFailed, Effects
+from services.engine.turns import TenantTurns
 
 log = structlog.get_logger("loom.engine")
 
@@ -84,7 +85,9 @@ class Engine:
         self._timer_wake = asyncio.Event()
         self._timer_task: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[Any]] = set()
-        self._continuing: set[tuple[str, str]] = set()
+        self._turns = TenantTurns()
+        self._turn_task: asyncio.Task[None] | None = None
+        self._turn_taken: tuple[str, str] | None = None
 
     def now(self) -> str:
         return iso(self._clock.now())
@@ -94,12 +97,17 @@ class Engine:
     def open(self) -> None:
         if self._timer_task is None:
             self._timer_task = asyncio.create_task(self._timer_loop(), name="loom-timers")
+        if self._turn_task is None:
+            self._turn_task = asyncio.create_task(self._take_turns(), name="loom-turns")
 
     async def close(self) -> None:
         tasks = [*self._effect_tasks.values(), *self._background]
         if self._timer_task is not None:
             tasks.append(self._timer_task)
             self._timer_task = None
+        if self._turn_task is not None:
+            tasks.append(self._turn_task)
+            self._turn_task = None
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -277,7 +285,7 @@ class Engine:
 
     def running(self, tenant: str, execution_id: str) -> bool:
         """Whether an effect of the execution is being performed or recorded here."""
-        if (tenant, execution_id) in self._continuing:
+        if (tenant, execution_id) in self._turns or self._turn_taken == (tenant, execution_id):
             return True
         return any(token[:2] == (tenant, execution_id) for token in self._effect_tasks)
 
@@ -313,12 +321,7 @@ class Engine:
             return
         if execution.yielded and self._run_effects:
             # A long run of pure elements paused: go on once the others had their turn.
-            key = (tenant, execution.id)
-            if key not in self._continuing:
-                self._continuing.add(key)
-                task = asyncio.create_task(self._continue(key))
-                self._background.add(task)
-                task.add_done_callback(self._background.discard)
+            self._turns.add(tenant, execution.id)
         for element, attempt, request in execution.in_flight() if self._run_effects else ():
             token = (tenant, execution.id, element, attempt)
             if token not in self._effect_tasks:
@@ -374,24 +377,21 @@ class Engine:
         finally:
             self._effect_tasks.pop(token, None)
 
-    async def _continue(self, key: tuple[str, str]) -> None:
-        tenant, execution_id = key
-
+    async def _take_turns(self) -> None:
         def decide(execution: Execution) -> list[Event]:
             return execution.advance(self.now(), self.actor) if execution.yielded else []
 
-        try:
-            while True:
-                await asyncio.sleep(0)  # every task already waiting runs first
-                execution = await self._command(tenant, execution_id, decide)
-                if not execution.yielded:
-                    return
-        except asyncio.CancelledError:
-            pass
-        except Exception:
-            log.exception("execution could not go on", execution_id=execution_id)
-        finally:
-            self._continuing.discard(key)
+        while True:
+            tenant, execution_id = await self._turns.next()
+            self._turn_taken = (tenant, execution_id)
+            try:
+                # Its commit queues it again (at the back) if it paused once more.
+                await self._command(tenant, execution_id, decide)
+            except Exception:
+                log.exception("execution could not go on", execution_id=execution_id)
+            finally:
+                self._turn_taken = None
+            await asyncio.sleep(0)  # the loop polls for requests between any two slices
 
     async def _timer_loop(self) -> None:
         while True:
