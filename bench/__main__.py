@@ -14,7 +14,7 @@ import tempfile
 
 import psycopg
 
-from bench import api_bench, engine_bench, live_bench, replay_bench, store_bench
+from bench import api_bench, engine_bench, fairness_bench, live_bench, replay_bench, store_bench
 from bench.postgres import drop_schema, postgres_url
 
 
@@ -39,6 +39,7 @@ def main() -> None:
     nats_url = os.environ.get("LOOM_BENCH_NATS_URL") or os.environ.get("LOOM_TEST_NATS_URL")
     live_bench.main(["--postgres", url, "--nats", nats_url or "nats://127.0.0.1:4222"])
     api_bench.main(["--client", "raw", "--postgres", url])
+    fairness_bench.main([])
 
 
 def _replay_tooling(workdir: str, url: str) -> None:

@@ -37,11 +37,11 @@ from domain.limits import check_size, oversize
 
 TERMINAL = frozenset({"completed", "failed", "cancelled"})
 # A run of pure elements pauses after this many elements or this many expression steps
-# (~20 ms, see domain/expression_cost.py), so that other executions, of this tenant and
+# (~10 ms, see domain/expression_cost.py), so that other executions, of this tenant and
 # every other, take their turn; the engine goes on with it next. Counted, not timed,
 # so a replay pauses where the run did.
 SLICE_ELEMENTS = 256
-SLICE_STEPS = BUDGET_STEPS // 2
+SLICE_STEPS = BUDGET_STEPS // 4
 # The timer of the execution's own `timeout_s`; element keys cannot start with "@".
 EXECUTION_TIMEOUT = "@execution"
 
