@@ -66,7 +66,9 @@ def record(
     now = parse_iso(T0)
     while not execution.finished:
         now += 1
-        if execution.in_flight():
+        if execution.yielded:  # a long run of pure elements paused: the engine goes on
+            events += execution.advance(iso(now), ENGINE)
+        elif execution.in_flight():
             key, attempt, _ = execution.in_flight()[0]
             outcome = scripted[key].pop(0)
             if isinstance(outcome, Failure):
@@ -269,6 +271,53 @@ SCENARIOS: dict[str, tuple[Any, ...]] = {
         ),
         {},
         {"call": [Failure("timed out after 5 s"), Failure("timed out after 5 s")]},
+    ),
+    "sliced_chain": (
+        process(
+            (
+                [
+                    el("start", "trigger"),
+                    *(el(f"t{i}", "transform", expression="input + 1") for i in range(260)),
+                    el("done", "end"),
+                ],
+                [
+                    edge("start", "t0"),
+                    *(edge(f"t{i}", f"t{i + 1}") for i in range(259)),
+                    edge("t259", "done"),
+                ],
+            )
+        ),
+        0,
+        None,
+    ),
+    "over_budget_error_port": (
+        process(
+            (
+                [
+                    el("start", "trigger"),
+                    el("dear", "transform", expression="input.l.all(a, input.l.all(b, true))"),
+                    el("ok", "end"),
+                    el("caught", "end"),
+                ],
+                [edge("start", "dear"), edge("dear", "ok"), edge("dear", "caught", "error")],
+            )
+        ),
+        {"l": list(range(400))},
+        None,
+    ),
+    "result_too_large": (
+        process(
+            (
+                [
+                    el("start", "trigger"),
+                    el("grow", "transform", expression=" + ".join(["input.s"] * 300)),
+                    el("done", "end"),
+                ],
+                [edge("start", "grow"), edge("grow", "done")],
+            )
+        ),
+        {"s": "x" * 4_000},
+        None,
     ),
     "agent": (
         process(
