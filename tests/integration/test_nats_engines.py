@@ -221,3 +221,27 @@ async def test_an_engine_that_cannot_reach_the_store_for_a_while_keeps_its_call_
 
     await api.executions.cancel("acme", "alice", execution_id)
     assert await asyncio.to_thread(_Hanging.dropped.wait, 10)
+
+
+async def test_a_chain_longer_than_a_slice_started_over_the_api_is_finished_by_the_engines(
+    looms: Any,
+) -> None:
+    # The api records the start and the first slice; the rest is the engines' to run,
+    # slice by slice, each element exactly once.
+    api = await looms("api")
+    await looms("engine")
+    steps = [
+        {"key": f"t{i}", "type": "transform", "params": {"expression": "input + 1"}}
+        for i in range(600)
+    ]
+    saved = await api.processes.save("acme", "alice", chain(*steps))
+    started = await api.executions.start("acme", "alice", saved["process_id"], None, 0)
+    assert started["status"] == "running"  # paused after its first slice
+    execution_id = started["execution_id"]
+
+    await eventually(lambda: finished(api, execution_id), 30)
+    status = await api.executions.status("acme", execution_id)
+    assert status["status"] == "completed" and status["output"] == {"done": 600}
+    history = await asyncio.to_thread(api.store.read, "acme", UUID(execution_id))
+    completed = [r.event.element for r in history if isinstance(r.event, NodeCompleted)]
+    assert completed == ["start", *(f"t{i}" for i in range(600)), "done"]
