@@ -185,6 +185,8 @@ def _cost_model(source: str) -> CostModel:
             raise ExpressionError(f"expression does not compile: {_first_line(exc)}") from None
         except OverBudget as exc:
             raise ExpressionError(f"{OVER_BUDGET} whatever its input ({exc})") from None
+        except ValueError as exc:  # a form of the grammar the model does not price
+            raise ExpressionError(f"expression cannot be priced: {exc}") from None
         if len(_COST_MODELS) >= 4096:
             _COST_MODELS.clear()
         _COST_MODELS[source] = model
