@@ -10,11 +10,9 @@ restart is just loading the running executions and scheduling them again.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import heapq
 import weakref
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 from uuid import UUID
 
@@ -34,8 +32,10 @@ from domain.ports import (
     StoreUnavailable,
 )
 from services.catalog import DefinitionCatalog
+from services.engine.calls import CallsInFlight
 from services.engine.committer import GroupCommitter
 from services.engine.effects import EffectFailed, Effects
+from services.engine.timers import TimerQueue
 from services.engine.turns import TenantTurns
 
 log = structlog.get_logger("loom.engine")
@@ -79,10 +79,8 @@ class Engine:
         self._locks: weakref.WeakValueDictionary[tuple[str, str], asyncio.Lock] = (
             weakref.WeakValueDictionary()
         )
-        self._effect_tasks: dict[tuple[str, str, str, int], asyncio.Task[Any]] = {}
-        self._timers: list[tuple[float, str, str, str, str]] = []
-        self._timer_tokens: set[tuple[str, str, str, str]] = set()
-        self._timer_wake = asyncio.Event()
+        self._calls = CallsInFlight()
+        self._timers = TimerQueue(clock)
         self._timer_task: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[Any]] = set()
         self._turns = TenantTurns()
@@ -96,12 +94,14 @@ class Engine:
 
     def open(self) -> None:
         if self._timer_task is None:
-            self._timer_task = asyncio.create_task(self._timer_loop(), name="loom-timers")
+            self._timer_task = asyncio.create_task(
+                self._timers.run(self._fire, self._spawn), name="loom-timers"
+            )
         if self._turn_task is None:
             self._turn_task = asyncio.create_task(self._take_turns(), name="loom-turns")
 
     async def close(self) -> None:
-        tasks = [*self._effect_tasks.values(), *self._background]
+        tasks = [*self._calls.tasks(), *self._background]
         if self._timer_task is not None:
             tasks.append(self._timer_task)
             self._timer_task = None
@@ -287,7 +287,7 @@ class Engine:
         """Whether an effect of the execution is being performed or recorded here."""
         if (tenant, execution_id) in self._turns or self._turn_taken == (tenant, execution_id):
             return True
-        return any(token[:2] == (tenant, execution_id) for token in self._effect_tasks)
+        return self._calls.of(tenant, execution_id)
 
     async def fire_due(self, tenant: str, execution_id: str) -> None:
         """Fire the execution's timers whose time has come."""
@@ -303,18 +303,17 @@ class Engine:
 
     def wake_timers(self) -> None:
         """Look at the timers again now: for a clock that jumps (tests, time travel)."""
-        self._timer_wake.set()
+        self._timers.wake()
 
     def _stop(self, tenant: str, execution_id: str) -> None:
         """The execution ended: stop its effects in flight and forget its timers."""
-        for token, call in list(self._effect_tasks.items()):
-            if token[:2] == (tenant, execution_id):
-                call.cancel()  # a call already answered is not stopped: its answer is discarded
-        mine = {t for t in self._timer_tokens if t[:2] == (tenant, execution_id)}
-        if mine:
-            self._timer_tokens -= mine
-            self._timers = [t for t in self._timers if t[1:] not in mine]
-            heapq.heapify(self._timers)
+        self._calls.stop(tenant, execution_id)
+        self._timers.forget(tenant, execution_id)
+
+    def _spawn(self, work: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     def _schedule(self, tenant: str, execution: Execution) -> None:
         if execution.finished:
@@ -324,24 +323,13 @@ class Engine:
             self._turns.add(tenant, execution.id)
         for element, attempt, request in execution.in_flight() if self._run_effects else ():
             token = (tenant, execution.id, element, attempt)
-            if token not in self._effect_tasks:
+            if token not in self._calls:
                 node = execution.graph.nodes[element]
                 timeout_s = node.kind.timeout_s(node.params)
-                # The call is its own task so that ending the execution can stop it
-                # without stopping the recording of an answer that already came back.
-                call = asyncio.create_task(
-                    self._effects.perform(tenant, node.kind.name, request, timeout_s)
-                )
-                self._effect_tasks[token] = call
-                task = asyncio.create_task(self._perform(token, call))
-                self._background.add(task)
-                task.add_done_callback(self._background.discard)
+                work = self._effects.perform(tenant, node.kind.name, request, timeout_s)
+                self._spawn(self._perform(token, self._calls.start(token, work)))
         for element, wake_at in execution.timers() if self._run_timers else ():
-            timer = (tenant, execution.id, element, wake_at)
-            if timer not in self._timer_tokens:
-                self._timer_tokens.add(timer)
-                heapq.heappush(self._timers, (parse_iso(wake_at), *timer))
-                self._timer_wake.set()
+            self._timers.add((tenant, execution.id, element, wake_at))
 
     async def _perform(self, token: tuple[str, str, str, int], call: asyncio.Task[Any]) -> None:
         tenant, execution_id, element, attempt = token
@@ -375,7 +363,7 @@ class Engine:
                 "effect could not be recorded", execution_id=execution_id, element=element
             )
         finally:
-            self._effect_tasks.pop(token, None)
+            self._calls.done(token)
 
     async def _take_turns(self) -> None:
         def decide(execution: Execution) -> list[Event]:
@@ -392,24 +380,6 @@ class Engine:
             finally:
                 self._turn_taken = None
             await asyncio.sleep(0)  # the loop polls for requests between any two slices
-
-    async def _timer_loop(self) -> None:
-        while True:
-            if not self._timers:
-                await self._timer_wake.wait()
-                self._timer_wake.clear()
-                continue
-            delay = self._timers[0][0] - self._clock.now()
-            if delay > 0:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._timer_wake.wait(), min(delay, 60.0))
-                self._timer_wake.clear()
-                continue
-            _, tenant, execution_id, element, wake_at = heapq.heappop(self._timers)
-            self._timer_tokens.discard((tenant, execution_id, element, wake_at))
-            task = asyncio.create_task(self._fire(tenant, execution_id, element, wake_at))
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
 
     async def _fire(self, tenant: str, execution_id: str, element: str, wake_at: str) -> None:
         def decide(execution: Execution) -> list[Event]:

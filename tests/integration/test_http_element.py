@@ -758,7 +758,7 @@ async def test_an_answer_that_arrives_after_cancel_is_recorded_as_discarded(
         cancelling = asyncio.create_task(loom.executions.cancel("acme", "carol", execution_id))
         await asyncio.sleep(0.05)
         site.release.set()
-        await until(lambda: asyncio.sleep(0, loom.engine._effect_tasks[token].done()), "the answer")
+        await until(lambda: asyncio.sleep(0, loom.engine._calls.answered(token)), "the answer")
     await cancelling
     await until(lambda: has_event(loom, execution_id, "EffectDiscarded"), "the discard")
 

@@ -1,0 +1,43 @@
+"""NATS JetStream adapters (being split into one module per noun)."""
+
+from infra.bus.nats.client import (
+    Envelope,
+    EventConsumer,
+    FeedUnavailable,
+    JetStreamPublisher,
+    NatsClient,
+    NatsEventFeed,
+    NatsSettings,
+    PublishFailed,
+    TenantBatch,
+    WorkItem,
+    WorkQueue,
+    decode_event,
+    encode_event,
+    event_msg_id,
+    event_subject,
+    wake_subject,
+    work_msg_id,
+    work_subject,
+)
+
+__all__ = [
+    "Envelope",
+    "EventConsumer",
+    "FeedUnavailable",
+    "JetStreamPublisher",
+    "NatsClient",
+    "NatsEventFeed",
+    "NatsSettings",
+    "PublishFailed",
+    "TenantBatch",
+    "WorkItem",
+    "WorkQueue",
+    "decode_event",
+    "encode_event",
+    "event_msg_id",
+    "event_subject",
+    "wake_subject",
+    "work_msg_id",
+    "work_subject",
+]
