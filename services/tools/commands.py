@@ -22,6 +22,7 @@ from infra.settings import Settings
 from infra.store.naming import validate_tenant
 from services.tools import archive, audit, diff, replay, state, whatif
 from services.tools.history import STATUSES, Histories, ToolError
+from services.tools.printable import printable, printable_json
 
 COMMANDS = ("audit", "replay", "executions", "state", "diff", "export", "import")
 
@@ -81,11 +82,11 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     try:
         return handler(settings, args)
     except ToolError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        _say(f"error: {exc}", file=sys.stderr)
     except FileNotFoundError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        _say(f"error: {exc}", file=sys.stderr)
     except StoreUnavailable as exc:
-        print(f"error: the event store is unavailable: {exc}", file=sys.stderr)
+        _say(f"error: the event store is unavailable: {exc}", file=sys.stderr)
     return 2
 
 
@@ -116,12 +117,12 @@ def _audit(settings: Settings, args: argparse.Namespace) -> int:
     first = lines[0]
     if first.type == "ExecutionStarted":
         data = first.data
-        print(
+        _say(
             f"execution {args.execution_id}  process {data['process_id']} v{data['version']}  "
             f"started by {first.actor} at {first.at}"
         )
     for row in lines:
-        print(
+        _say(
             f"{row.seq:>5}  {row.at or '?':<27} {row.actor or '?':<12} {row.type:<20} "
             f"{row.element or '-':<16} {row.summary}"
         )
@@ -134,14 +135,14 @@ def _verify(args: argparse.Namespace, rows: list[tuple[int, bytes]]) -> int:
         _print_json({**msgspec.to_builtins(report), "intact": report.intact})
     elif report.first_break is not None:
         found = report.first_break
-        print(f"tampered: first bad event {found.seq} ({found.kind}): {found.detail}")
+        _say(f"tampered: first bad event {found.seq} ({found.kind}): {found.detail}")
     elif not report.intact:
-        print(
+        _say(
             f"unverifiable: {report.events - report.sealed} of {report.events} events were "
             "stored before the hash chain existed"
         )
     else:
-        print(f"intact: {report.events} events, every hash chains; head {report.head}")
+        _say(f"intact: {report.events} events, every hash chains; head {report.head}")
     return 0 if report.intact else 1
 
 
@@ -167,10 +168,10 @@ def _replay(settings: Settings, args: argparse.Namespace) -> int:
             return _print_what_if(report)
         outcome = replay.replay_one(histories, args.tenant, args.execution_id)
     if outcome.divergence is None:
-        print(f"deterministic: {outcome.events} events, every decision matches history")
+        _say(f"deterministic: {outcome.events} events, every decision matches history")
         return 0
     for line in replay.describe(outcome.divergence):
-        print(line)
+        _say(line)
     return 1
 
 
@@ -179,13 +180,13 @@ def _replay_all(settings: Settings, tenant: str) -> int:
         report = replay.replay_tenant(histories, tenant, _progress_bar(sys.stderr))
     for failure in report.failures:
         if failure.error is not None:
-            print(f"{failure.execution_id}: cannot replay: {failure.error}")
+            _say(f"{failure.execution_id}: cannot replay: {failure.error}")
         else:
             assert failure.divergence is not None
             d = failure.divergence
-            print(f"{failure.execution_id}: diverges at event {d.seq}: {d.reason}")
+            _say(f"{failure.execution_id}: diverges at event {d.seq}: {d.reason}")
     deterministic = report.executions - len(report.failures)
-    print(
+    _say(
         f"replayed {report.executions} executions, {report.events} events in "
         f"{report.seconds:.2f} s ({report.events_per_s:,.0f} events/s): "
         f"{deterministic} deterministic, {len(report.failures)} not"
@@ -206,18 +207,18 @@ def _progress_bar(out: TextIO) -> Callable[[int, int, int], None]:
             out.write(f"\r[{bar}] {done}/{total} executions, {failed} not deterministic{end}")
             out.flush()
         elif done == total or done % max(total // 10, 1) == 0:
-            print(f"replayed {done}/{total} executions, {failed} not deterministic", file=out)
+            _say(f"replayed {done}/{total} executions, {failed} not deterministic", file=out)
 
     return show
 
 
 def _print_what_if(report: whatif.WhatIfReport) -> int:
-    print(f"what-if: execution {report.execution_id} through {report.against}")
+    _say(f"what-if: execution {report.execution_id} through {report.against}")
     if report.parting is None:
-        print("the paths do not part: the new definition decides what history holds")
+        _say("the paths do not part: the new definition decides what history holds")
     else:
         for line in replay.describe(report.parting):
-            print(line.replace("diverges at", "paths part at").replace("code:   ", "new:    "))
+            _say(line.replace("diverges at", "paths part at").replace("code:   ", "new:    "))
     sections = (
         ("would run", report.would_run),
         ("would not run", report.would_not_run),
@@ -226,15 +227,15 @@ def _print_what_if(report: whatif.WhatIfReport) -> int:
     )
     for title, items in sections:
         if items:
-            print(f"{title}:")
+            _say(f"{title}:")
             for item in items:
-                print(f"  {_reached(item)}")
+                _say(f"  {_reached(item)}")
     if report.stopped_at is not None:
-        print(
+        _say(
             f"note: history stops replaying under its own definition at event "
             f"{report.stopped_at} (see `loom replay`): later facts were not fed"
         )
-    print(
+    _say(
         f"new path: {report.status} after {report.facts_used} of {report.facts} recorded "
         "outside facts; no effect was performed"
     )
@@ -269,12 +270,12 @@ def _executions(settings: Settings, args: argparse.Namespace) -> int:
         if args.json:
             _print_json(summary)
         else:
-            print(
+            _say(
                 f"{summary.execution_id}  {summary.status:<9}  {summary.started_at}  "
                 f"{summary.started_by:<12} process {summary.process_id} v{summary.version}"
             )
     if not args.json:
-        print(f"{len(found)} executions", file=sys.stderr)
+        _say(f"{len(found)} executions", file=sys.stderr)
     return 0
 
 
@@ -292,12 +293,12 @@ def _state(settings: Settings, args: argparse.Namespace) -> int:
         _print_json(doc)
         return 0
     event = doc["event"]
-    print(
+    _say(
         f"execution {doc['execution_id']} after event {doc['at']} of {doc['events']} "
         f"({event['type']} {event['element'] or ''} at {event['at']})"
     )
-    print(f"status: {doc['status']}")
-    print(f"stack (next first): {' '.join(doc['stack']) or '(empty)'}")
+    _say(f"status: {doc['status']}")
+    _say(f"stack (next first): {' '.join(doc['stack']) or '(empty)'}")
     for key, node in doc["nodes"].items():
         detail = ""
         if node["state"] == "completed":
@@ -306,13 +307,13 @@ def _state(settings: Settings, args: argparse.Namespace) -> int:
             detail = f"error: {node['error']}"
         if node["wake_at"]:
             detail += f" wakes at {node['wake_at']}"
-        print(f"  {key:<16} {node['state']:<10} attempts {node['attempts']}  {detail}".rstrip())
+        _say(f"  {key:<16} {node['state']:<10} attempts {node['attempts']}  {detail}".rstrip())
     for flight in doc["in_flight"]:
-        print(f"in flight: {flight['element']} attempt {flight['attempt']}")
+        _say(f"in flight: {flight['element']} attempt {flight['attempt']}")
     if doc["output"] is not None:
-        print(f"output: {_json(doc['output'])}")
+        _say(f"output: {_json(doc['output'])}")
     if doc["error"]:
-        print(f"error: {doc['error']}")
+        _say(f"error: {doc['error']}")
     return 0
 
 
@@ -326,24 +327,24 @@ def _diff(settings: Settings, args: argparse.Namespace) -> int:
         _print_json({**msgspec.to_builtins(report), "same": report.same})
         return 0 if report.same else 1
     for side, header in (("A", report.left), ("B", report.right)):
-        print(
+        _say(
             f"{side}: {header['execution_id']}  process {header['process_id']} "
             f"v{header['version']}  {header['status']}  {header['events']} events  "
             f"{_seconds(header['duration_s'])}"
         )
     for element in report.elements:
         mark = "  " if element.same else "≠ "
-        print(f"{mark}{element.key:<16} A {_side(element.left)}")
-        print(f"  {'':<16} B {_side(element.right)}")
+        _say(f"{mark}{element.key:<16} A {_side(element.left)}")
+        _say(f"  {'':<16} B {_side(element.right)}")
         if element.differs:
-            print(f"  {'':<16}   differs in {', '.join(element.differs)}")
+            _say(f"  {'':<16}   differs in {', '.join(element.differs)}")
     found = report.first_divergence
     if found is None:
-        print("same: every event decides the same")
+        _say("same: every event decides the same")
     else:
-        print(f"first divergence at event {found.seq}:")
-        print(f"  A: {_json(found.left) if found.left is not None else '(history ends)'}")
-        print(f"  B: {_json(found.right) if found.right is not None else '(history ends)'}")
+        _say(f"first divergence at event {found.seq}:")
+        _say(f"  A: {_json(found.left) if found.left is not None else '(history ends)'}")
+        _say(f"  B: {_json(found.right) if found.right is not None else '(history ends)'}")
     return 0 if report.same else 1
 
 
@@ -382,7 +383,7 @@ def _export(settings: Settings, args: argparse.Namespace) -> int:
                     count = archive.write_export(lines, out)
             except OSError as exc:
                 raise ToolError(f"cannot write {args.output}: {exc.strerror or exc}") from None
-    print(f"exported {count} events of tenant {args.tenant}", file=sys.stderr)
+    _say(f"exported {count} events of tenant {args.tenant}", file=sys.stderr)
     return 0
 
 
@@ -399,14 +400,14 @@ def _import(settings: Settings, args: argparse.Namespace) -> int:
         report = archive.import_archive(
             store, args.file, lambda: open_status_store(settings, store), tenant=args.tenant
         )
-    print(
+    _say(
         f"imported {report.events} events ({report.streams} streams) into tenant "
         f"{report.tenant} in {report.seconds:.2f} s; read model: {report.folded} events folded"
     )
     if report.resumed:
-        print(f"resumed: {report.resumed} of them an earlier import had written already")
+        _say(f"resumed: {report.resumed} of them an earlier import had written already")
     if report.rehashed:
-        print(
+        _say(
             f"note: {report.rehashed} events were stored in an older shape and hash anew",
             file=sys.stderr,
         )
@@ -414,7 +415,12 @@ def _import(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _print_json(value: Any) -> None:
-    print(msgspec.json.encode(value).decode())
+    print(printable_json(msgspec.json.encode(value).decode()))
+
+
+def _say(text: str = "", *, file: TextIO | None = None) -> None:
+    """Print a line for a person to read, every control character in it escaped."""
+    print(printable(text), file=file)
 
 
 def _json(value: Any) -> str:
