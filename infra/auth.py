@@ -1,10 +1,20 @@
-"""Who is calling: JWT verification into an `Identity`, and dev tokens for `loom token`."""
+"""Who is calling: JWT verification into an `Identity`, and dev tokens for `loom token`.
+
+Without `LOOM_JWT_SECRET` (and without `LOOM_JWT_PUBLIC_KEY`) the composition
+root asks `with_generated_secret` for a random HS256 secret kept in a file of
+the data directory (`jwt-secret` beside the SQLite database, mode 0600), made
+on first start and read on every later one, so `loom serve` and `loom token`
+agree and no secret is ever written in the source.
+"""
 
 from __future__ import annotations
 
+import os
 import re
+import secrets
 import time
 from collections import OrderedDict
+from pathlib import Path
 from typing import Any
 
 import jwt
@@ -29,6 +39,13 @@ class Identity(msgspec.Struct, frozen=True):
     sub: str
 
 
+class Verified(msgspec.Struct, frozen=True):
+    """A token that verified: the caller, and when the token stops vouching for them."""
+
+    identity: Identity
+    expires_at: float  # the token's `exp`, in seconds since the epoch
+
+
 class AuthError(Exception):
     """A token was refused; `detail` says why, in words safe to show the caller."""
 
@@ -45,7 +62,9 @@ class TokenVerifier:
 
     With `jwt_public_key` set, only RS256 (RSA key) or ES256 (P-256 key) tokens
     are accepted and HS256 is refused, so the public key can never double as an
-    HMAC secret; without it, only HS256 with `jwt_secret`.
+    HMAC secret; without it, only HS256 with `jwt_secret` (and with no secret at
+    all, nothing verifies). With `jwt_max_ttl_s`, a token whose lifetime (`exp`
+    minus `iat`, or minus now without `iat`) is longer is refused.
     """
 
     def __init__(self, settings: Settings) -> None:
@@ -54,11 +73,13 @@ class TokenVerifier:
             self._key, algorithm = _load_public_key(settings.jwt_public_key)
             self._algorithms = [algorithm]
         else:
-            self._key = settings.jwt_secret
+            # An empty HMAC key would verify tokens anyone can sign: no secret, no tokens.
+            self._key = settings.jwt_secret or None
             self._algorithms = ["HS256"]
+        self._max_ttl_s = settings.jwt_max_ttl_s
         # Verifying a signature costs ~0.5 ms; a client sends the same token on every
         # request. A token that verified is trusted again until its `exp`, not after.
-        self._verified: OrderedDict[str, tuple[Identity, float]] = OrderedDict()
+        self._verified: OrderedDict[str, Verified] = OrderedDict()
 
     @property
     def algorithms(self) -> tuple[str, ...]:
@@ -67,6 +88,10 @@ class TokenVerifier:
 
     def verify(self, token: str | None) -> Identity:
         """Return the caller's `Identity`, or raise `AuthError` for any token not fit to trust."""
+        return self.verify_token(token).identity
+
+    def verify_token(self, token: str | None) -> Verified:
+        """As `verify`, with the token's expiry (a WebSocket ends when its token does)."""
         if not token or not token.strip():
             raise AuthError("missing bearer token")
         if len(token) > _MAX_TOKEN_CHARS:
@@ -74,17 +99,32 @@ class TokenVerifier:
         token = token.strip()
         known = self._verified.get(token)
         if known is not None:
-            if known[1] > time.time():
-                return known[0]
+            if known.expires_at > time.time():
+                return known
             del self._verified[token]
         claims = self._decode(token)
         identity = Identity(tenant=_tenant(claims), sub=_sub(claims))
-        self._verified[token] = (identity, float(claims["exp"]))
+        verified = Verified(identity, float(claims["exp"]))
+        self._check_lifetime(claims, verified.expires_at)
+        self._verified[token] = verified
         if len(self._verified) > _VERIFIED_CAPACITY:
             self._verified.popitem(last=False)
-        return identity
+        return verified
+
+    def _check_lifetime(self, claims: dict[str, Any], expires_at: float) -> None:
+        if self._max_ttl_s is None:
+            return
+        issued = claims.get("iat")
+        # PyJWT has already refused an `iat` that is not a number.
+        start = float(issued) if isinstance(issued, int | float) else time.time()
+        if expires_at - start > self._max_ttl_s:
+            raise AuthError(
+                f"token lifetime exceeds the maximum of {self._max_ttl_s} s (LOOM_JWT_MAX_TTL)"
+            )
 
     def _decode(self, token: str) -> dict[str, Any]:
+        if self._key is None:
+            raise AuthError("no JWT secret is configured: this Loom accepts no token")
         try:
             claims: dict[str, Any] = jwt.decode(
                 token,
@@ -117,9 +157,65 @@ def mint_token(secret: str, tenant: str, sub: str, ttl_s: int = 86400) -> str:
         raise ValueError(f"tenant id must match {TENANT_ID_PATTERN.pattern}, got {tenant!r}")
     if not sub:
         raise ValueError("sub must not be empty")
+    if not secret:
+        raise ValueError("no JWT secret to sign with")
     now = int(time.time())
     claims = {"sub": sub, "tenant_id": tenant, "iat": now, "exp": now + ttl_s}
     return jwt.encode(claims, secret, algorithm="HS256")
+
+
+GENERATED_SECRET_FILE = "jwt-secret"
+_GENERATED_SECRET_BYTES = 32
+
+
+def data_directory(database_url: str) -> Path:
+    """Where Loom keeps its own files: beside the SQLite database, else `./data`."""
+    if database_url.startswith("sqlite:///"):
+        path = database_url.removeprefix("sqlite:///").split("?")[0]
+        if path and not path.startswith(":memory:"):
+            return Path(path).parent
+    return Path("data")
+
+
+def with_generated_secret(settings: Settings) -> Settings:
+    """`settings` verifying with the data directory's generated secret, when none is set.
+
+    Only when neither `LOOM_JWT_SECRET` nor `LOOM_JWT_PUBLIC_KEY` is set: the
+    secret is read from `<data dir>/jwt-secret`, made (32 random bytes, mode
+    0600) if missing. Raises `OSError` when the file cannot be read or made and
+    `ValueError` when it holds no usable secret.
+    """
+    if not settings.jwt_secret_is_dev or settings.jwt_public_key is not None:
+        return settings
+    secret = generated_secret(data_directory(settings.database_url))
+    return msgspec.structs.replace(settings, jwt_secret=secret)
+
+
+def generated_secret(directory: Path) -> str:
+    """The secret kept in `directory/jwt-secret`, made on first use (safe when racing)."""
+    path = directory / GENERATED_SECRET_FILE
+    if not path.exists():
+        directory.mkdir(parents=True, exist_ok=True)
+        # Written whole under another name, then linked into place: a process starting
+        # at the same moment reads either nothing or the complete file, and one wins.
+        draft = directory / f".{GENERATED_SECRET_FILE}.{secrets.token_hex(8)}"
+        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "w") as out:
+                out.write(secrets.token_urlsafe(_GENERATED_SECRET_BYTES) + "\n")
+            try:
+                os.link(draft, path)
+            except FileExistsError:
+                pass  # another process made it first: theirs is the secret
+            except OSError:  # a file system without hard links
+                if not path.exists():
+                    os.replace(draft, path)
+        finally:
+            draft.unlink(missing_ok=True)
+    secret = path.read_text().strip()
+    if len(secret) < _GENERATED_SECRET_BYTES:
+        raise ValueError(f"{path} holds no usable secret: delete it to make a new one")
+    return secret
 
 
 def is_valid_tenant_id(value: object) -> bool:

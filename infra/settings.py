@@ -8,9 +8,6 @@ from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
 
-# Long enough that PyJWT does not warn about a short HMAC key; never for production.
-DEV_JWT_SECRET = "loom-dev-secret-change-me-with-LOOM_JWT_SECRET"
-
 _LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 _DEFAULT_DATABASE_URL = "sqlite:///data/loom.db"
 _DEFAULT_HOST = "127.0.0.1"
@@ -20,6 +17,11 @@ _DEFAULT_LOG_LEVEL = "info"
 _DEFAULT_TENANT_MAX_RUNNING = 10_000
 _DEFAULT_TENANT_STARTS_PER_S = 2000.0
 _SECRET_FIELDS = frozenset({"jwt_secret", "llm_api_key"})
+# The HTTP edge: how long a client may take to send a request's headers and its
+# body, and how large its headers (request line included) may be.
+_DEFAULT_HTTP_HEADER_TIMEOUT_S = 10.0
+_DEFAULT_HTTP_BODY_TIMEOUT_S = 30.0
+_DEFAULT_HTTP_MAX_HEADER_BYTES = 32 * 1024
 
 
 class SettingsError(ValueError):
@@ -35,14 +37,20 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
     database_url: str = _DEFAULT_DATABASE_URL
     nats_url: str | None = None
-    jwt_secret: str = DEV_JWT_SECRET
-    jwt_secret_is_dev: bool = True
+    # Empty until the composition root fills in the data directory's generated secret
+    # (`infra.auth.with_generated_secret`) when LOOM_JWT_SECRET is unset; empty verifies nothing.
+    jwt_secret: str = ""
+    jwt_secret_is_dev: bool = True  # LOOM_JWT_SECRET is unset
     jwt_public_key: str | None = None
+    jwt_max_ttl_s: int | None = None  # longest token lifetime accepted; None: no cap
     host: str = _DEFAULT_HOST
     port: int = _DEFAULT_PORT
     llm_base_url: str | None = None
     llm_api_key: str | None = None
     http_allow: tuple[str, ...] = ()
+    http_header_timeout_s: float = _DEFAULT_HTTP_HEADER_TIMEOUT_S
+    http_body_timeout_s: float = _DEFAULT_HTTP_BODY_TIMEOUT_S
+    http_max_header_bytes: int = _DEFAULT_HTTP_MAX_HEADER_BYTES
     log_level: str = _DEFAULT_LOG_LEVEL
     tenant_max_running: int = _DEFAULT_TENANT_MAX_RUNNING
     tenant_starts_per_s: float = _DEFAULT_TENANT_STARTS_PER_S
@@ -65,14 +73,29 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         return cls(
             database_url=get("LOOM_DATABASE_URL") or _DEFAULT_DATABASE_URL,
             nats_url=get("LOOM_NATS_URL"),
-            jwt_secret=secret or DEV_JWT_SECRET,
+            jwt_secret=secret or "",
             jwt_secret_is_dev=secret is None,
             jwt_public_key=_pem(get("LOOM_JWT_PUBLIC_KEY")),
+            jwt_max_ttl_s=_whole_number("LOOM_JWT_MAX_TTL", get("LOOM_JWT_MAX_TTL"), 1, "seconds"),
             host=get("LOOM_HOST") or _DEFAULT_HOST,
             port=_port(get("LOOM_PORT")),
             llm_base_url=get("LOOM_LLM_BASE_URL"),
             llm_api_key=get("LOOM_LLM_API_KEY"),
             http_allow=_comma_list(get("LOOM_HTTP_ALLOW")),
+            http_header_timeout_s=_timeout_s(
+                "LOOM_HTTP_HEADER_TIMEOUT",
+                get("LOOM_HTTP_HEADER_TIMEOUT"),
+                _DEFAULT_HTTP_HEADER_TIMEOUT_S,
+            ),
+            http_body_timeout_s=_timeout_s(
+                "LOOM_HTTP_BODY_TIMEOUT",
+                get("LOOM_HTTP_BODY_TIMEOUT"),
+                _DEFAULT_HTTP_BODY_TIMEOUT_S,
+            ),
+            http_max_header_bytes=_whole_number(
+                "LOOM_HTTP_MAX_HEADER_BYTES", get("LOOM_HTTP_MAX_HEADER_BYTES"), 1024, "bytes"
+            )
+            or _DEFAULT_HTTP_MAX_HEADER_BYTES,
             log_level=_log_level(get("LOOM_LOG_LEVEL")),
             tenant_max_running=int(
                 _at_least(
@@ -170,3 +193,29 @@ def _optional_int_at_least(name: str, value: str | None, least: int) -> int | No
     if value is None:
         return None
     return int(_at_least(name, value, least, least, whole=True))
+
+
+def _whole_number(name: str, value: str | None, least: int, unit: str) -> int | None:
+    """A whole number of `unit`s, at least `least`; None when unset."""
+    if value is None:
+        return None
+    try:
+        number = int(value)
+    except ValueError:
+        raise SettingsError(f"{name} must be a whole number of {unit}, got {value!r}") from None
+    if number < least:
+        raise SettingsError(f"{name} must be at least {least} {unit}, got {number}")
+    return number
+
+
+def _timeout_s(name: str, value: str | None, default: float) -> float:
+    """A positive, finite number of seconds."""
+    if value is None:
+        return default
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number of seconds, got {value!r}") from None
+    if not 0 < seconds < float("inf"):
+        raise SettingsError(f"{name} must be a positive number of seconds, got {value!r}")
+    return seconds

@@ -5,7 +5,8 @@ connections are never refused here: closing before `accept()` reaches the
 client as an HTTP 403, while the contract wants close code 4401 after accept.
 So a WebSocket's `user` is left `None` and its handler calls
 `identity_or_none()`, then accepts and closes with `WS_UNAUTHENTICATED`
-(`accept_authenticated` does both).
+(`accept_authenticated` does both). A connection's `auth` is the `Verified`
+token, so a WebSocket can end when its token does (`session_expires_at`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from litestar.enums import ScopeType
 from litestar.exceptions import NotAuthorizedException
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
 
-from infra.auth import AuthError, Identity, TokenVerifier
+from infra.auth import AuthError, Identity, TokenVerifier, Verified
 
 # Regexes matched against the path; everything else needs a token.
 OPEN_PATHS = ("^/health$", "^/schema", "^/studio")
@@ -44,21 +45,28 @@ class BearerAuthMiddleware(AbstractAuthenticationMiddleware):
             # Never accepted on HTTP, where URLs end up in access logs and histories.
             token = connection.query_params.get("token")
         try:
-            identity = verifier.verify(token or "")
+            verified = verifier.verify_token(token or "")
         except AuthError as exc:
             if is_websocket:
                 return AuthenticationResult(user=None, auth=None)
             raise NotAuthorizedException(
                 detail=exc.detail, headers={"WWW-Authenticate": "Bearer"}
             ) from None
+        identity = verified.identity
         structlog.contextvars.bind_contextvars(tenant_id=identity.tenant, sub=identity.sub)
-        return AuthenticationResult(user=identity, auth=token)
+        return AuthenticationResult(user=identity, auth=verified)
 
 
 def identity_or_none(connection: ASGIConnection[Any, Any, Any, Any]) -> Identity | None:
     """The verified caller of this connection, or None when it did not authenticate."""
     user = connection.scope.get("user")
     return user if isinstance(user, Identity) else None
+
+
+def session_expires_at(connection: ASGIConnection[Any, Any, Any, Any]) -> float | None:
+    """When the token of this connection expires (epoch seconds), or None if it has none."""
+    verified = connection.scope.get("auth")
+    return verified.expires_at if isinstance(verified, Verified) else None
 
 
 async def accept_authenticated(socket: WebSocket[Any, Any, Any]) -> Identity | None:

@@ -10,11 +10,15 @@ reaches the client, terminal events included.
 
 Heartbeats are WebSocket ping frames, sent by the server (uvicorn's
 ws_ping_interval); no application message other than the contract's is sent.
+
+A session lasts as long as its token: when the token's `exp` passes, the
+socket is closed with 4401 (`token expired`), whether events flow or not.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
@@ -28,7 +32,7 @@ from litestar.params import FromPath
 from domain.events import TERMINAL_EVENTS, event_data, event_type
 from domain.ports import EventFeed, EventStore, RecordedEvent
 from projections.status import TERMINAL_STATUSES
-from services.api.auth import accept_authenticated
+from services.api.auth import WS_UNAUTHENTICATED, accept_authenticated, session_expires_at
 from services.api.errors import NotFound
 from services.executions import ExecutionService
 
@@ -83,6 +87,7 @@ class ExecutionSocket:
         identity = await accept_authenticated(socket)
         if identity is None:
             return
+        expires_at = session_expires_at(socket)
         tenant = identity.tenant
         try:
             # Parsed before it names a subscription: no wildcard ever reaches the bus.
@@ -119,7 +124,9 @@ class ExecutionSocket:
             if snapshot["status"] in TERMINAL_STATUSES:
                 await socket.close(code=1000)
                 return
-            await self._follow(socket, tenant, execution_id, snapshot["position"], queue)
+            await self._follow(
+                socket, tenant, execution_id, snapshot["position"], queue, expires_at
+            )
         finally:
             await unsubscribe()
 
@@ -139,6 +146,7 @@ class ExecutionSocket:
         execution_id: str,
         position: int,
         queue: asyncio.Queue[RecordedEvent | None],
+        expires_at: float | None,
     ) -> None:
         stream = UUID(execution_id)
         pending = await asyncio.to_thread(self._store.read, tenant, stream, after=position)
@@ -153,20 +161,38 @@ class ExecutionSocket:
                     )
                     items = [*missed, recorded]
                 for item in items:
+                    if _expired(expires_at):
+                        await _close_expired(socket)
+                        return
                     await socket.send_text(self._text(tenant, execution_id, item))
                     position = item.seq
                     if isinstance(item.event, TERMINAL_EVENTS):
                         await socket.close(code=1000)
                         return
+            wait_s = self._resync_s
+            if expires_at is not None:
+                wait_s = min(wait_s, max(expires_at - time.time(), 0.0))
             try:
-                live = await asyncio.wait_for(queue.get(), self._resync_s)
+                live = await asyncio.wait_for(queue.get(), wait_s)
             except TimeoutError:
+                if _expired(expires_at):
+                    await _close_expired(socket)
+                    return
                 pending = await asyncio.to_thread(self._store.read, tenant, stream, after=position)
                 continue
             if live is None:
                 await socket.close(code=WS_TOO_SLOW, reason="client too slow")
                 return
             pending = [live]
+
+
+def _expired(expires_at: float | None) -> bool:
+    # `exp` is wall-clock time, as the token's issuer meant it.
+    return expires_at is not None and time.time() >= expires_at
+
+
+async def _close_expired(socket: WebSocket[Any, Any, Any]) -> None:
+    await socket.close(code=WS_UNAUTHENTICATED, reason="token expired")
 
 
 def _encoded(execution_id: str, recorded: RecordedEvent) -> str:

@@ -2,7 +2,9 @@
 
 `loom serve all` is started as `make run` starts it, on a free port and a
 SQLite file of its own; the test speaks to it over HTTP only, as a user
-following the printed instructions would.
+following the printed instructions would. Without LOOM_JWT_SECRET (as `make
+run`) it signs with a secret it generates under `data/`; with one, it prints
+no token.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import os
 import re
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import threading
@@ -78,17 +81,23 @@ class Served:
         raise AssertionError(f"no dev token printed:\n{self.output}")
 
 
-def _serve(workdir: Path) -> Served:
-    """`loom serve all` on a free port, its store under `workdir/data`."""
-    port = _free_port()
+def _env(workdir: Path, port: int, secret: str | None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LOOM_")}
     env |= {
         "LOOM_HOST": "127.0.0.1",
         "LOOM_PORT": str(port),
         "LOOM_DATABASE_URL": f"sqlite:///{workdir}/data/loom.db",
-        "LOOM_JWT_SECRET": SECRET,
         "PYTHONUNBUFFERED": "1",
     }
+    if secret is not None:
+        env["LOOM_JWT_SECRET"] = secret
+    return env
+
+
+def _serve(workdir: Path, secret: str | None = SECRET) -> Served:
+    """`loom serve all` on a free port, its store under `workdir/data` (no secret: as make run)."""
+    port = _free_port()
+    env = _env(workdir, port, secret)
     process = subprocess.Popen(
         [str(LOOM), "serve", "all"],
         cwd=workdir,
@@ -108,7 +117,7 @@ def _end(served: Served) -> None:
 
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[Served]:
-    served = _serve(tmp_path)
+    served = _serve(tmp_path, secret=None)  # exactly as `make run`: no LOOM_JWT_SECRET
     try:
         yield served
     finally:
@@ -142,6 +151,24 @@ def test_loom_serve_all_runs_the_contract_example_and_stops_cleanly_on_ctrl_c(
     assert status["status"] == "completed", status
     assert status["output"] == {"yes": {"score": 240}}
     assert (tmp_path / "data").is_dir()
+    secret_file = tmp_path / "data" / "jwt-secret"
+    assert stat.S_IMODE(secret_file.stat().st_mode) == 0o600
+    assert secret_file.read_text().strip() not in served.output
+
+    # `loom token` signs with the same generated secret as the printed link.
+    port = served.base.rsplit(":", 1)[1]
+    minted = subprocess.run(
+        [str(LOOM), "token", "--tenant", "acme", "--sub", "alice"],
+        cwd=tmp_path,
+        env=_env(tmp_path, int(port), None),
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    whoami = httpx.get(
+        f"{served.base}/api/v1/processes", headers={"Authorization": f"Bearer {minted}"}
+    )
+    assert whoami.status_code == 200, whoami.text
 
     served.process.send_signal(signal.SIGINT)
     code = served.process.wait(timeout=10)
@@ -184,3 +211,30 @@ def test_a_killed_loom_loses_no_execution_it_accepted_and_its_read_model_catches
                 assert status["output"] == {"yes": {"score": 240}}
     finally:
         _end(second)
+
+
+def test_a_secret_the_operator_set_never_gets_a_token_printed(tmp_path: Path) -> None:
+    served = _serve(tmp_path, secret=SECRET)
+    try:
+        served.wait_healthy()  # the banner, when there is one, is out before the port opens
+        assert not re.search(r"token:\s+\S", served.output), served.output
+        assert "/studio#token=" not in served.output
+        assert "eyJ" not in served.output  # no JWT at all (every one starts so)
+        assert not (tmp_path / "data" / "jwt-secret").exists()
+    finally:
+        _end(served)
+
+
+def test_the_generated_secret_refuses_a_non_loopback_address(tmp_path: Path) -> None:
+    env = _env(tmp_path, _free_port(), None) | {"LOOM_HOST": "0.0.0.0"}
+    refused = subprocess.run(
+        [str(LOOM), "serve", "all"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert "LOOM_HOST=0.0.0.0" in refused.stderr and "LOOM_JWT_SECRET" in refused.stderr
+    assert "Traceback" not in refused.stderr

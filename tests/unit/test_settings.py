@@ -12,8 +12,12 @@ def test_an_empty_environment_gives_the_embedded_defaults() -> None:
     assert settings.database_url == "sqlite:///data/loom.db"
     assert settings.nats_url is None
     assert settings.jwt_secret_is_dev
-    assert settings.jwt_secret
+    # No secret in the source: the composition root generates one per data directory.
+    assert settings.jwt_secret == ""
     assert settings.jwt_public_key is None
+    assert settings.jwt_max_ttl_s is None
+    assert (settings.http_header_timeout_s, settings.http_body_timeout_s) == (10.0, 30.0)
+    assert settings.http_max_header_bytes == 32 * 1024
     assert (settings.host, settings.port) == ("127.0.0.1", 8000)
     assert (settings.llm_base_url, settings.llm_api_key) == (None, None)
     assert settings.http_allow == ()
@@ -33,6 +37,10 @@ def test_every_variable_is_read() -> None:
             "LOOM_LLM_API_KEY": "sk-test",
             "LOOM_HTTP_ALLOW": "api.example.com, *.example.org,,",
             "LOOM_LOG_LEVEL": "DEBUG",
+            "LOOM_JWT_MAX_TTL": "900",
+            "LOOM_HTTP_HEADER_TIMEOUT": "2.5",
+            "LOOM_HTTP_BODY_TIMEOUT": "7",
+            "LOOM_HTTP_MAX_HEADER_BYTES": "16384",
         }
     )
     assert settings.database_url == "postgresql://loom@db:5432/loom"
@@ -44,6 +52,9 @@ def test_every_variable_is_read() -> None:
     assert settings.llm_api_key == "sk-test"
     assert settings.http_allow == ("api.example.com", "*.example.org")
     assert settings.log_level == "debug"
+    assert settings.jwt_max_ttl_s == 900
+    assert (settings.http_header_timeout_s, settings.http_body_timeout_s) == (2.5, 7.0)
+    assert settings.http_max_header_bytes == 16384
 
 
 def test_empty_variables_count_as_unset() -> None:
@@ -54,7 +65,17 @@ def test_empty_variables_count_as_unset() -> None:
 
 @pytest.mark.parametrize(
     "env",
-    [{"LOOM_PORT": "eighty"}, {"LOOM_PORT": "70000"}, {"LOOM_LOG_LEVEL": "loud"}],
+    [
+        {"LOOM_PORT": "eighty"},
+        {"LOOM_PORT": "70000"},
+        {"LOOM_LOG_LEVEL": "loud"},
+        {"LOOM_JWT_MAX_TTL": "0"},
+        {"LOOM_JWT_MAX_TTL": "1h"},
+        {"LOOM_HTTP_HEADER_TIMEOUT": "0"},
+        {"LOOM_HTTP_BODY_TIMEOUT": "inf"},
+        {"LOOM_HTTP_BODY_TIMEOUT": "soon"},
+        {"LOOM_HTTP_MAX_HEADER_BYTES": "100"},
+    ],
 )
 def test_unusable_values_are_refused_at_start(env: dict[str, str]) -> None:
     with pytest.raises(SettingsError):
