@@ -6,7 +6,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from functools import wraps
 from typing import Any, NamedTuple, ParamSpec, TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -21,13 +21,15 @@ from eventsourcing.persistence import (
     InternalError,
     Notification,
     OperationalError,
+    StoredEvent,
 )
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from psycopg import sql
 from psycopg.rows import tuple_row
 
-from domain.ports import Append, ConcurrencyError, RecordedEvent, StoreUnavailable
+from domain.ports import RecordedEvent, StoreUnavailable
 from infra.store import codec
+from infra.store.append import ChainedAppend, Head
 from infra.store.naming import events_table, validate_tenant
 
 _SCHEMA = re.compile(r"[a-z_][a-z0-9_]{0,62}")
@@ -123,7 +125,7 @@ class _Partition(NamedTuple):
     head_hashes: sql.Composed
 
 
-class PostgresEventStore:
+class PostgresEventStore(ChainedAppend[_Partition]):
     """An EventStore on PostgreSQL: one events table per tenant in one schema.
 
     All tenants share one connection pool, so the store never holds more than
@@ -179,27 +181,6 @@ class PostgresEventStore:
     def pool(self) -> psycopg_pool.ConnectionPool[Any]:
         """The shared connection pool (for its stats)."""
         return self._datastore.pool
-
-    def append(self, tenant: str, appends: Sequence[Append]) -> list[int]:
-        heads = codec.chain_heads(appends)
-        partition = self._partition(tenant)
-        if not any(append.events for append in appends):
-            return []
-        # A stream only grows and a stored event never changes: a head read now
-        # is still there, unchanged, at the insert, so this read (which checks
-        # the heads exist and fetches the hashes the new events chain over) may
-        # run before the write transaction.
-        hashes = self._head_hashes(partition, heads) if heads else {}
-        if len(hashes) != len(heads):
-            raise ConcurrencyError(f"a stream of tenant {tenant!r} has not reached `after`")
-        events = codec.encode_appends(appends, hashes)
-        with _unavailable_on_failure():
-            try:
-                ids = partition.recorder.insert_events(events)
-            except IntegrityError as error:
-                raise ConcurrencyError(f"a stream of tenant {tenant!r} moved on") from error
-        assert ids is not None
-        return list(ids)
 
     def read(
         self, tenant: str, stream_id: UUID, *, after: int = 0, upto: int | None = None
@@ -319,13 +300,18 @@ class PostgresEventStore:
                     raise
         self._schema_ready = True
 
-    def _head_hashes(
-        self, partition: _Partition, heads: list[tuple[UUID, int]]
-    ) -> dict[tuple[UUID, int], str]:
+    def _head_hashes(self, partition: _Partition, heads: list[Head]) -> dict[Head, str]:
         """The hash each existing head chains its successor over (missing heads are absent)."""
         streams, seqs = [h[0] for h in heads], [h[1] for h in heads]
         rows = self._fetch(partition.head_hashes, (streams, seqs))
         return {(row[0], row[1]): codec.chain_over(row[0], bytes(row[2])) for row in rows}
+
+    def _insert(self, partition: _Partition, events: list[StoredEvent]) -> Sequence[int] | None:
+        ids: Sequence[int] | None = partition.recorder.insert_events(events)
+        return ids
+
+    def _unavailable_on_failure(self) -> AbstractContextManager[None]:
+        return _unavailable_on_failure()  # the module's function, below
 
     def _fetch(
         self, statement: sql.Composed, params: Sequence[object], *, binary: bool = False

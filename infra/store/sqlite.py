@@ -4,20 +4,21 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from uuid import UUID
 
-from eventsourcing.persistence import IntegrityError, InterfaceError, OperationalError
+from eventsourcing.persistence import InterfaceError, OperationalError, StoredEvent
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteDatastore
 
-from domain.ports import Append, ConcurrencyError, RecordedEvent, StoreUnavailable
+from domain.ports import RecordedEvent, StoreUnavailable
 from infra.store import codec
+from infra.store.append import ChainedAppend, Head
 from infra.store.naming import events_table, validate_tenant
 
 _REGISTRY = "loom_tenants"
 
 
-class SQLiteEventStore:
+class SQLiteEventStore(ChainedAppend[SQLiteApplicationRecorder]):
     """An EventStore in one SQLite file (WAL): one events table per tenant, created on first use.
 
     Positions are the table's rowids, so they are per tenant and increase in
@@ -30,27 +31,6 @@ class SQLiteEventStore:
         self._recorders: dict[str, SQLiteApplicationRecorder] = {}
         self._create_lock = threading.Lock()
         self._registry_ready = False
-
-    def append(self, tenant: str, appends: Sequence[Append]) -> list[int]:
-        heads = codec.chain_heads(appends)
-        recorder = self._recorder(tenant)
-        if not any(append.events for append in appends):
-            return []
-        with _unavailable_on_failure():
-            # A stream only grows and a stored event never changes: a head read
-            # now is still there, unchanged, at the insert, so this read (which
-            # checks the heads exist and fetches the hashes the new events chain
-            # over) may run before the write transaction.
-            hashes = self._head_hashes(recorder, heads) if heads else {}
-            if len(hashes) != len(heads):
-                raise ConcurrencyError(f"a stream of tenant {tenant!r} has not reached `after`")
-            events = codec.encode_appends(appends, hashes)
-            try:
-                ids = recorder.insert_events(events)
-            except IntegrityError as error:
-                raise ConcurrencyError(f"a stream of tenant {tenant!r} moved on") from error
-        assert ids is not None
-        return list(ids)
 
     def read(
         self, tenant: str, stream_id: UUID, *, after: int = 0, upto: int | None = None
@@ -68,7 +48,7 @@ class SQLiteEventStore:
     def _stream_rows(
         self, tenant: str, stream_id: UUID, after: int, upto: int | None
     ) -> list[tuple[int, bytes]]:
-        recorder = self._recorder(tenant)
+        recorder = self._partition(tenant)
         # The recorder's select_events builds a StoredEvent and a UUID per row;
         # replay reads whole streams, so select the two needed columns directly.
         statement = (
@@ -87,7 +67,7 @@ class SQLiteEventStore:
         return rows
 
     def read_all(self, tenant: str, *, after: int = 0, limit: int = 1000) -> list[RecordedEvent]:
-        recorder = self._recorder(tenant)
+        recorder = self._partition(tenant)
         with _unavailable_on_failure():
             notifications = recorder.select_notifications(start=after + 1, limit=limit)
         return codec.recorded_events(notifications)
@@ -97,7 +77,7 @@ class SQLiteEventStore:
     ) -> list[codec.StoredState]:
         """As `read_all`, undecoded and only of the event types named in `topics` if any:
         the stored states with their positions (for export and the tools)."""
-        recorder = self._recorder(tenant)
+        recorder = self._partition(tenant)
         with _unavailable_on_failure():
             notifications = recorder.select_notifications(
                 start=after + 1, limit=limit, topics=topics
@@ -105,7 +85,7 @@ class SQLiteEventStore:
         return codec.stored_states(notifications)
 
     def max_position(self, tenant: str) -> int:
-        recorder = self._recorder(tenant)
+        recorder = self._partition(tenant)
         with _unavailable_on_failure():
             return recorder.max_notification_id() or 0
 
@@ -119,7 +99,8 @@ class SQLiteEventStore:
     def close(self) -> None:
         self._datastore.close()
 
-    def _recorder(self, tenant: str) -> SQLiteApplicationRecorder:
+    def _partition(self, tenant: str) -> SQLiteApplicationRecorder:
+        """The tenant's recorder, its table created on first use."""
         recorder = self._recorders.get(tenant)
         if recorder is None:
             validate_tenant(tenant)
@@ -144,8 +125,8 @@ class SQLiteEventStore:
             self._registry_ready = True
 
     def _head_hashes(
-        self, recorder: SQLiteApplicationRecorder, heads: list[tuple[UUID, int]]
-    ) -> dict[tuple[UUID, int], str]:
+        self, recorder: SQLiteApplicationRecorder, heads: list[Head]
+    ) -> dict[Head, str]:
         """The hash each existing head chains its successor over (missing heads are absent)."""
         condition = " OR ".join(["(originator_id=? AND originator_version=?)"] * len(heads))
         params = [value for stream_id, seq in heads for value in (stream_id.hex, seq)]
@@ -161,6 +142,14 @@ class SQLiteEventStore:
             stream_id = codec.as_uuid(row[0])
             found[(stream_id, row[1])] = codec.chain_over(stream_id, bytes(row[2]))
         return found
+
+    def _insert(
+        self, recorder: SQLiteApplicationRecorder, events: list[StoredEvent]
+    ) -> Sequence[int] | None:
+        return recorder.insert_events(events)
+
+    def _unavailable_on_failure(self) -> AbstractContextManager[None]:
+        return _unavailable_on_failure()  # the module's function, below
 
 
 @contextmanager
