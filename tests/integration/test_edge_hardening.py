@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import itertools
 import json
 import socket
 import time
@@ -379,7 +380,7 @@ async def _access_entry(logs: LogCapture, path: str, timeout: float = 5.0) -> di
 async def test_a_client_gone_mid_body_is_a_499_in_the_log_not_a_500_with_a_traceback(
     served: Served, logs: LogCapture, caplog: pytest.LogCaptureFixture
 ) -> None:
-    reader, writer = await asyncio.open_connection(served.host, served.port)
+    _, writer = await asyncio.open_connection(served.host, served.port)
     writer.write(
         b"POST /api/v1/anything HTTP/1.1\r\nHost: loom\r\nAuthorization: "
         + AUTH.encode()
@@ -414,7 +415,7 @@ def _waiting_process() -> dict[str, Any]:
                     {"key": "wait", "type": "delay", "params": {"seconds": 60}},
                     {"key": "done", "type": "end"},
                 ],
-                "connections": [{"source": a, "target": b} for a, b in zip(keys, keys[1:])],
+                "connections": [{"source": a, "target": b} for a, b in itertools.pairwise(keys)],
             }
         ],
     }
