@@ -26,7 +26,7 @@ from domain.ports import Append
 from domain.replay import replay
 from infra.settings import Settings
 from services.bootstrap import Loom
-from services.heap import settle_heap
+from services.roles.heap import settle_heap
 
 TENANT = "bench"
 

@@ -43,8 +43,8 @@ from infra.bus.nats import EventConsumer, NatsClient
 from infra.logging import configure_logging
 from infra.settings import Settings
 from services.bootstrap import ROLES, Loom, web_app
-from services.heap import settle_heap
-from services.projector.projector import Projector
+from services.roles.heap import settle_heap
+from services.roles.projector.projector import Projector
 
 TENANT = "livebench"
 SECRET = "live-bench-secret-long-enough-for-hs256-signing"

@@ -44,20 +44,20 @@ from infra.readmodel.status_store import PostgresStatusStore, SQLiteStatusStore
 from infra.settings import Settings
 from infra.store import open_event_store
 from infra.store.postgres import parse_postgres_url
-from services.agents import AgentService
-from services.api.app import create_app
-from services.api.routes import ROUTES
-from services.catalog import DefinitionCatalog
-from services.engine.agent_runner import AgentRunner
-from services.engine.effects import Effects
-from services.engine.engine import Engine
-from services.engine.worker import Worker, requeue_running
-from services.executions import ExecutionService
-from services.gateway.websocket import ExecutionSocket
-from services.processes import ProcessService
-from services.projector.projector import Projector
-from services.relay.relay import Relay
-from services.tenant_limits import TenantLimits
+from services.roles.api.app import create_app
+from services.roles.api.routes import ROUTES
+from services.roles.engine.agent_runner import AgentRunner
+from services.roles.engine.effects import Effects
+from services.roles.engine.engine import Engine
+from services.roles.engine.worker import Worker, requeue_running
+from services.roles.gateway.websocket import ExecutionSocket
+from services.roles.projector.projector import Projector
+from services.roles.relay.relay import Relay
+from services.usecases.agents import AgentService
+from services.usecases.catalog import DefinitionCatalog
+from services.usecases.executions import ExecutionService
+from services.usecases.processes import ProcessService
+from services.usecases.tenant_limits import TenantLimits
 
 ROLES = ("api", "engine", "projector", "gateway")
 # How long a stopping Loom waits for the projector to save what it has folded.
@@ -287,7 +287,7 @@ def _beside_events(database_url: str, suffix: str) -> str:
 
 def web_app(loom: Loom) -> Litestar:
     """The HTTP and WebSocket face of a Loom, started and stopped with the app."""
-    from services.studio import studio_router
+    from services.roles.studio import studio_router
 
     def provide(value: Any) -> Provide:
         return Provide(lambda: value, use_cache=True, sync_to_thread=False)

@@ -130,7 +130,7 @@ def _serve(settings: Settings, role: str) -> int:
     from infra.http_server import EdgeLimits, server_config
     from infra.logging import configure_logging
     from services.bootstrap import ROLES, Loom, web_app
-    from services.heap import settle_heap
+    from services.roles.heap import settle_heap
 
     if role != "all" and settings.nats_url is None:
         print(f"{role!r} runs apart only over NATS: set LOOM_NATS_URL", file=sys.stderr)
@@ -208,7 +208,7 @@ def _run_headless(loom: Any, role: str) -> int:
 
     import structlog
 
-    from services.heap import settle_heap
+    from services.roles.heap import settle_heap
 
     async def run() -> None:
         stopping = asyncio.Event()

@@ -24,7 +24,7 @@ from domain.events import Event, event_type
 from domain.ports import Append, EventStore
 from infra.store import codec
 from infra.store.naming import validate_tenant
-from services.projector.projector import Projector
+from services.roles.projector.projector import Projector
 from services.tools.history import Histories, ToolError, state_reader
 
 WRITE_BATCH = 500

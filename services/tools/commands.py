@@ -16,11 +16,12 @@ from uuid import UUID
 
 import msgspec
 
+from domain import state_at as state
 from domain.events import ExecutionStarted
 from domain.ports import StoreUnavailable
 from infra.settings import Settings
 from infra.store.naming import validate_tenant
-from services.tools import archive, audit, diff, replay, state, whatif
+from services.tools import archive, audit, diff, replay, whatif
 from services.tools.history import STATUSES, Histories, ToolError
 from services.tools.printable import printable, printable_json
 

@@ -26,7 +26,7 @@ from domain.ports import EventStore, RecordedEvent
 from domain.process import Process
 from infra.store import codec
 from infra.store.naming import validate_tenant
-from services.catalog import DefinitionCatalog, UnknownProcess
+from services.usecases.catalog import DefinitionCatalog, UnknownProcess
 
 STATUSES = ("pending", "running", "completed", "failed", "cancelled")
 _LIFECYCLE = ("ExecutionStarted", "ExecutionCompleted", "ExecutionFailed", "ExecutionCancelled")

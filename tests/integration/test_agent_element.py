@@ -28,9 +28,9 @@ from infra.auth import mint_token
 from infra.logging import configure_logging
 from infra.settings import Settings
 from infra.store.naming import events_table
-from services.agents import AgentSpec
-from services.api.errors import Invalid
 from services.bootstrap import Loom, web_app
+from services.usecases.agents import AgentSpec
+from services.usecases.errors import Invalid
 
 API_KEY = "sk-loom-test-0123456789abcdef"
 JWT_SECRET = "a-test-secret-that-is-long-enough-for-hs256-and-for-hs512-too-0123456789"

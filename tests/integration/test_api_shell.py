@@ -17,9 +17,9 @@ from structlog.testing import LogCapture
 
 from infra.auth import Identity, mint_token
 from infra.settings import Settings
-from services.api.app import create_app
-from services.api.auth import accept_authenticated
-from services.api.errors import Conflict, Invalid, NotFound, Unavailable
+from services.roles.api.app import create_app
+from services.roles.auth import accept_authenticated
+from services.usecases.errors import Conflict, Invalid, NotFound, Unavailable
 from tests.support import SECRET
 
 

@@ -33,8 +33,8 @@ from websockets.exceptions import ConnectionClosed
 from infra.auth import mint_token
 from infra.http_server import EdgeLimits, server_config
 from infra.settings import Settings
-from services.api.app import create_app
 from services.bootstrap import Loom, web_app
+from services.roles.api.app import create_app
 from tests.support import SECRET
 
 AUTH = f"Bearer {mint_token(SECRET, 'acme', 'alice')}"

@@ -14,8 +14,8 @@ import pytest
 
 from domain.replay import replay
 from infra.settings import Settings
-from services.api.errors import Conflict, NotFound
 from services.bootstrap import Loom
+from services.usecases.errors import Conflict, NotFound
 
 
 async def _open(database_url: str) -> Loom:

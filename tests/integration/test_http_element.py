@@ -782,7 +782,7 @@ async def test_an_answer_that_arrives_after_cancel_is_recorded_as_discarded(
 
 
 async def test_cancelling_a_finished_execution_is_a_conflict(loom: Loom, site: Site) -> None:
-    from services.api.errors import Conflict
+    from services.usecases.errors import Conflict
 
     process = await save(loom, [call(site.url + "/echo"), END], CALL_THEN_END)
     execution_id = await run(loom, process)

@@ -16,8 +16,8 @@ from infra.bus.relay_state import PostgresRelayState
 from infra.readmodel.status_store import PostgresStatusStore
 from infra.store.postgres import PostgresEventStore, parse_postgres_url
 from projections.status import StatusDoc, empty_status, fold_status
-from services.projector.projector import Projector
-from services.relay.relay import Relay
+from services.roles.projector.projector import Projector
+from services.roles.relay.relay import Relay
 from tests.nats_support import end_process, eventually, execution_events, spawn_role
 
 pytestmark = [pytest.mark.nats, pytest.mark.postgres]

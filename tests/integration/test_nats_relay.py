@@ -19,7 +19,7 @@ from domain.ports import Append, RecordedEvent
 from infra.bus.nats import JetStreamPublisher, NatsClient, NatsSettings, decode_event
 from infra.bus.relay_state import PostgresRelayState
 from infra.store.postgres import PostgresEventStore, parse_postgres_url
-from services.relay.relay import Relay
+from services.roles.relay.relay import Relay
 from tests.nats_support import (
     AT,
     NatsServer,

@@ -15,8 +15,8 @@ from domain.ports import Append, RecordedEvent, StoreUnavailable
 from infra.readmodel.status_store import SQLiteStatusStore, StatusRow
 from infra.store.sqlite import SQLiteEventStore
 from projections.status import StatusDoc, empty_status, fold_status
-from services.projector import projector as projector_module
-from services.projector.projector import Projector
+from services.roles.projector import projector as projector_module
+from services.roles.projector.projector import Projector
 from tests.nats_support import execution_events
 
 

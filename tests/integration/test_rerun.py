@@ -29,9 +29,9 @@ from domain.events import AnyEvent, ExecutionStarted
 from domain.replay import replay
 from infra.auth import mint_token
 from infra.settings import Settings
-from services.api.errors import Invalid, NotFound
 from services.bootstrap import Loom, web_app
 from services.cli import main
+from services.usecases.errors import Invalid, NotFound
 from tests.support import SECRET
 
 

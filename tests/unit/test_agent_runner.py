@@ -9,7 +9,7 @@ from structlog.testing import capture_logs
 
 from domain.events import AgentSaved
 from domain.ports import EffectFailed
-from services.engine.agent_runner import AgentRunner
+from services.roles.engine.agent_runner import AgentRunner
 
 
 class Directory:

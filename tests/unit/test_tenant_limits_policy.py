@@ -9,7 +9,7 @@ import pytest
 
 from domain.ports import StoreUnavailable
 from infra.settings import Settings, SettingsError
-from services.tenant_limits import (
+from services.usecases.tenant_limits import (
     MAX_RUNNING_SETTING,
     STARTS_PER_S_SETTING,
     TenantLimits,

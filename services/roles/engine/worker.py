@@ -49,7 +49,7 @@ class WorkQueue(Protocol):
 
 
 class DrivenEngine(Protocol):
-    """What the worker needs of services.engine.engine.Engine."""
+    """What the worker needs of services.roles.engine.engine.Engine."""
 
     async def drive(self, tenant: str, execution_id: str) -> Execution | None: ...
 

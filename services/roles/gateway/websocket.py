@@ -32,9 +32,9 @@ from litestar.params import FromPath
 from domain.events import TERMINAL_EVENTS, event_data, event_type
 from domain.ports import EventFeed, EventStore, RecordedEvent
 from projections.status import TERMINAL_STATUSES
-from services.api.auth import WS_UNAUTHENTICATED, accept_authenticated, session_expires_at
-from services.api.errors import NotFound
-from services.executions import ExecutionService
+from services.roles.auth import WS_UNAUTHENTICATED, accept_authenticated, session_expires_at
+from services.usecases.errors import NotFound
+from services.usecases.executions import ExecutionService
 
 WS_NOT_FOUND = 4404
 WS_TOO_SLOW = 1013

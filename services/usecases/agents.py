@@ -11,9 +11,9 @@ import msgspec
 from domain.clock import iso
 from domain.events import AgentListed, AgentSaved
 from domain.ports import Append, Clock, ConcurrencyError, EventStore
-from services.api.errors import Conflict, Invalid, NotFound
-from services.blocking import blocking
-from services.ids import new_id
+from services.usecases.blocking import blocking
+from services.usecases.errors import Conflict, Invalid, NotFound
+from services.usecases.ids import new_id
 
 
 class AgentSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

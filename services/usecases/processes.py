@@ -18,11 +18,11 @@ from domain.errors import DefinitionInvalid, InvalidCommand, Problem
 from domain.events import ProcessSaved, ProjectCreated
 from domain.ports import Append, Clock, ConcurrencyError, EventStore
 from domain.process import Process, Project, app_id, project_id
-from services.agents import saved_versions
-from services.api.errors import Conflict, Invalid, NotFound
-from services.blocking import blocking
-from services.catalog import DefinitionCatalog, UnknownProcess
-from services.ids import new_id
+from services.usecases.agents import saved_versions
+from services.usecases.blocking import blocking
+from services.usecases.catalog import DefinitionCatalog, UnknownProcess
+from services.usecases.errors import Conflict, Invalid, NotFound
+from services.usecases.ids import new_id
 
 
 class ProcessService:

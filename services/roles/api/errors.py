@@ -9,7 +9,7 @@ is logged with its traceback.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any
 
 import msgspec
 import structlog
@@ -28,60 +28,33 @@ from litestar.types import ExceptionHandlersMap
 
 from domain.limits import ValueTooLarge
 from domain.ports import ConcurrencyError, StoreUnavailable
-from services.tenant_limits import TenantOverLimit
+from services.usecases.errors import Conflict, Invalid, NotFound, Unavailable, UseCaseError
+from services.usecases.tenant_limits import TenantOverLimit
 
 MAX_BODY_BYTES = 1024 * 1024
 
 
-class ApiError(Exception):
-    """Base of the errors a service raises for the API to answer; `extra` joins the body."""
-
-    status_code: ClassVar[int] = HTTP_500_INTERNAL_SERVER_ERROR
-
-    def __init__(self, detail: str, **extra: Any) -> None:
-        super().__init__(detail)
-        self.detail = detail
-        self.extra = extra
-
-    def body(self) -> dict[str, Any]:
-        """The JSON body of the response: `detail` plus any extra fields."""
-        return {"detail": self.detail, **self.extra}
+# What each use-case refusal answers over HTTP.
+STATUS_OF: dict[type[UseCaseError], int] = {
+    NotFound: HTTP_404_NOT_FOUND,
+    Invalid: HTTP_422_UNPROCESSABLE_ENTITY,
+    Conflict: HTTP_409_CONFLICT,
+    Unavailable: HTTP_503_SERVICE_UNAVAILABLE,
+}
 
 
-class NotFound(ApiError):
-    """The thing does not exist for this tenant (another tenant's ids look the same) → 404."""
-
-    status_code = HTTP_404_NOT_FOUND
-
-
-class Invalid(ApiError):
-    """The request is well-formed but breaks a rule → 422, naming the offending `key` if any."""
-
-    status_code = HTTP_422_UNPROCESSABLE_ENTITY
-
-    def __init__(self, detail: str, key: str | None = None, **extra: Any) -> None:
-        if key is not None:
-            extra["key"] = key
-        super().__init__(detail, **extra)
-        self.key = key
-
-
-class Conflict(ApiError):
-    """A stale `expected_version` or a reused idempotency key with another body → 409."""
-
-    status_code = HTTP_409_CONFLICT
-
-
-class Unavailable(ApiError):
-    """A backing store or bus cannot be reached → 503."""
-
-    status_code = HTTP_503_SERVICE_UNAVAILABLE
+def status_of(exc: UseCaseError) -> int:
+    for kind in type(exc).__mro__:
+        status = STATUS_OF.get(kind)
+        if status is not None:
+            return status
+    return HTTP_500_INTERNAL_SERVER_ERROR
 
 
 def exception_handlers() -> ExceptionHandlersMap:
     """The handlers `create_app` installs, most specific first."""
     return {
-        ApiError: _api_error,
+        UseCaseError: _use_case_error,
         TenantOverLimit: _over_limit,
         ValueTooLarge: _too_large,
         StoreUnavailable: _store_unavailable,
@@ -109,9 +82,9 @@ def _json(
 
 
 def _store_unavailable(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
-    # A safety net: services turn these into Unavailable themselves where they can.
+    # Use cases let the store's outage through: it is the edge's to answer, here with 503.
     _log().warning("store_unavailable", error=str(exc))
-    return _json({"detail": "a backing store is unavailable; retry later"}, 503)
+    return _json({"detail": f"the event store is unavailable: {exc}"}, 503)
 
 
 def _concurrency_error(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
@@ -130,11 +103,12 @@ def _too_large(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     return _json({"detail": exc.detail}, HTTP_422_UNPROCESSABLE_ENTITY)
 
 
-def _api_error(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
-    assert isinstance(exc, ApiError)
-    if exc.status_code >= HTTP_500_INTERNAL_SERVER_ERROR:
-        _log().warning("request_unavailable", detail=exc.detail, status_code=exc.status_code)
-    return _json(exc.body(), exc.status_code)
+def _use_case_error(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    assert isinstance(exc, UseCaseError)
+    status = status_of(exc)
+    if status >= HTTP_500_INTERNAL_SERVER_ERROR:
+        _log().warning("request_unavailable", detail=exc.detail, status_code=status)
+    return _json(exc.body(), status)
 
 
 def _validation_error(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:

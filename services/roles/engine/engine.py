@@ -31,20 +31,17 @@ from domain.ports import (
     RecordedEvent,
     StoreUnavailable,
 )
-from services.catalog import DefinitionCatalog
-from services.engine.calls import CallsInFlight
-from services.engine.committer import GroupCommitter
-from services.engine.effects import EffectFailed, Effects
-from services.engine.timers import TimerQueue
-from services.engine.turns import TenantTurns
+from services.roles.engine.calls import CallsInFlight
+from services.roles.engine.committer import GroupCommitter
+from services.roles.engine.effects import EffectFailed, Effects
+from services.roles.engine.timers import TimerQueue
+from services.roles.engine.turns import TenantTurns
+from services.usecases.catalog import DefinitionCatalog
+from services.usecases.ports import UnknownExecution
 
 log = structlog.get_logger("loom.engine")
 
 Decision = Callable[[Execution], list[Event]]
-
-
-class UnknownExecution(LookupError):
-    pass
 
 
 class Engine:

@@ -13,11 +13,11 @@ from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_202_ACCEPT
 
 from domain.elements import ELEMENT_TYPES
 from infra.auth import Identity
-from services.agents import AgentService, AgentSpec
-from services.api.errors import Invalid
-from services.api.schemas import AgentIn, ErrorOut, RerunIn, SaveProcessIn, StartExecutionIn
-from services.executions import ExecutionService
-from services.processes import ProcessService
+from services.roles.api.schemas import AgentIn, ErrorOut, RerunIn, SaveProcessIn, StartExecutionIn
+from services.usecases.agents import AgentService, AgentSpec
+from services.usecases.errors import Invalid
+from services.usecases.executions import ExecutionService
+from services.usecases.processes import ProcessService
 
 _ERRORS = {
     400: "The request is not the JSON or the parameters asked for",

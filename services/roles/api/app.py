@@ -40,9 +40,9 @@ from litestar.types import (
 from infra.auth import TokenVerifier
 from infra.http_server import SCOPE_TIMED_OUT  # set when the server gave up on a slow body
 from infra.settings import Settings
-from services.api.auth import OPEN_PATHS, BearerAuthMiddleware
-from services.api.errors import MAX_BODY_BYTES, exception_handlers
-from services.ids import new_id
+from services.roles.api.errors import MAX_BODY_BYTES, exception_handlers
+from services.roles.auth import OPEN_PATHS, BearerAuthMiddleware
+from services.usecases.ids import new_id
 
 REQUEST_ID_HEADER = "X-Request-Id"
 _SECURITY_SCHEME = "BearerToken"

@@ -14,16 +14,16 @@ import msgspec
 from domain.errors import InvalidCommand
 from domain.events import ExecutionStarted, event_data, event_type
 from domain.execution import Execution
-from domain.ports import ConcurrencyError, EventStore, StoreUnavailable
+from domain.ports import ConcurrencyError, EventStore
 from domain.rerun import RerunRefused, plan_rerun
+from domain.state_at import StateRefused, state_at
 from projections.status import StatusDoc, empty_status, fold_status
-from services.api.errors import Conflict, Invalid, NotFound, Unavailable
-from services.blocking import blocking
-from services.catalog import DefinitionCatalog, UnknownProcess
-from services.engine.engine import Engine, UnknownExecution
-from services.ids import new_id
-from services.tenant_limits import NO_LIMITS, TenantLimits, TenantOverLimit
-from services.tools.state import StateRefused, state_at
+from services.usecases.blocking import blocking
+from services.usecases.catalog import DefinitionCatalog, UnknownProcess
+from services.usecases.errors import Conflict, Invalid, NotFound
+from services.usecases.ids import new_id
+from services.usecases.ports import ExecutionCommands, UnknownExecution
+from services.usecases.tenant_limits import NO_LIMITS, TenantLimits, TenantOverLimit
 
 STATUSES = ("pending", "running", "completed", "failed", "cancelled")
 MAX_TIMEOUT_S = 366 * 24 * 3600
@@ -38,7 +38,7 @@ class ExecutionService:
         self,
         store: EventStore,
         catalog: DefinitionCatalog,
-        engine: Engine,
+        engine: ExecutionCommands,
         statuses: Any,
         live: LiveStatus | None = None,
         limits: TenantLimits | None = None,
@@ -67,8 +67,6 @@ class ExecutionService:
                 process = await self._catalog.latest(tenant, process_id, refresh=True)
         except UnknownProcess:
             raise NotFound(f"process {process_id} not found") from None
-        except StoreUnavailable as exc:
-            raise Unavailable(f"the event store is unavailable: {exc}") from None
         chosen = process.version if version is None else version
         if chosen not in process.versions:
             raise NotFound(f"process {process_id} has no version {chosen}")
@@ -101,9 +99,6 @@ class ExecutionService:
         except ConcurrencyError:
             admission.undo()
             return await self._same_request(tenant, execution_id, request_hash)
-        except StoreUnavailable as exc:
-            admission.undo()
-            raise Unavailable(f"the event store is unavailable: {exc}") from None
         except BaseException:
             admission.undo()
             raise
@@ -137,8 +132,6 @@ class ExecutionService:
             process = await asyncio.to_thread(self._catalog.load, tenant, first.process_id)
         except UnknownProcess:
             raise NotFound(f"process {first.process_id} not found") from None
-        except StoreUnavailable as exc:
-            raise Unavailable(f"the event store is unavailable: {exc}") from None
         chosen = first.version if version is None else version
         if chosen not in process.versions:
             raise NotFound(f"process {first.process_id} has no version {chosen}")
@@ -169,9 +162,6 @@ class ExecutionService:
         admission = await self._limits.admit(tenant, rerun_id)
         try:
             execution = await self._engine.start(tenant, rerun_id, started)
-        except StoreUnavailable as exc:
-            admission.undo()
-            raise Unavailable(f"the event store is unavailable: {exc}") from None
         except BaseException:
             admission.undo()
             raise
@@ -200,10 +190,7 @@ class ExecutionService:
     async def status(self, tenant: str, execution_id: str) -> dict[str, Any]:
         _check_id(execution_id)
         if self._live is not None:
-            try:
-                live = await self._live(tenant, execution_id)
-            except StoreUnavailable as exc:
-                raise Unavailable(f"the event store is unavailable: {exc}") from None
+            live = await self._live(tenant, execution_id)
             if live is not None:
                 return live
         doc = await blocking(self._statuses.get, tenant, execution_id)
@@ -275,8 +262,6 @@ class ExecutionService:
             graph = await self._catalog.graph(tenant, started.process_id, started.version)
         except UnknownProcess:
             raise NotFound(f"process {started.process_id} not found") from None
-        except StoreUnavailable as exc:
-            raise Unavailable(f"the event store is unavailable: {exc}") from None
         try:
             return state_at(execution_id, graph, [r.event for r in history], at)
         except StateRefused as exc:
@@ -292,8 +277,6 @@ class ExecutionService:
             raise Conflict(exc.detail) from None
         except ConcurrencyError:
             raise Conflict("the execution moved on while cancelling; retry") from None
-        except StoreUnavailable as exc:
-            raise Unavailable(f"the event store is unavailable: {exc}") from None
         return {"execution_id": execution_id, "status": execution.status}
 
 

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from domain.ports import StoreUnavailable
-from services.api.errors import Unavailable
+from services.usecases.errors import Unavailable
 
 T = TypeVar("T")
 
