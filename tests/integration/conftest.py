@@ -7,12 +7,14 @@ use tests/nats_support directly meanwhile.)
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
 from litestar.testing import AsyncTestClient
+from structlog.testing import LogCapture
 
 from infra.settings import Settings
 from services.bootstrap import Loom, web_app
@@ -54,3 +56,16 @@ async def client(database_url: str) -> AsyncIterator[AsyncTestClient[Any]]:
     app = web_app(Loom(settings))
     async with AsyncTestClient(app=app, raise_server_exceptions=False) as test_client:
         yield test_client
+
+
+@pytest.fixture
+def logs() -> Iterator[LogCapture]:
+    """Every structlog entry of the test (an app must be built after this fixture)."""
+    capture = LogCapture()
+    previous = structlog.get_config()
+    structlog.configure(
+        processors=[structlog.contextvars.merge_contextvars, capture],
+        cache_logger_on_first_use=False,
+    )
+    yield capture
+    structlog.configure(**previous)

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import msgspec
 import pytest
-import structlog
 from litestar import Request, WebSocket, get, post, websocket
 from litestar.di import NamedDependency, Provide
 from litestar.exceptions import WebSocketDisconnect
@@ -79,18 +78,6 @@ async def client() -> AsyncIterator[AsyncTestClient[Any]]:
     app = create_app(settings, route_handlers=ROUTES)
     async with AsyncTestClient(app=app, raise_server_exceptions=False) as test_client:
         yield test_client
-
-
-@pytest.fixture
-def logs() -> Iterator[LogCapture]:
-    capture = LogCapture()
-    previous = structlog.get_config()
-    structlog.configure(
-        processors=[structlog.contextvars.merge_contextvars, capture],
-        cache_logger_on_first_use=False,
-    )
-    yield capture
-    structlog.configure(**previous)
 
 
 @pytest.fixture

@@ -14,14 +14,13 @@ import itertools
 import json
 import socket
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import msgspec
 import pytest
-import structlog
 import uvicorn
 from litestar import get, post
 from litestar.params import JSONBody
@@ -96,19 +95,6 @@ async def _serve(
 async def _stop(server: uvicorn.Server, task: asyncio.Task[None]) -> None:
     server.should_exit = True
     await asyncio.wait_for(task, 20)
-
-
-@pytest.fixture
-def logs() -> Iterator[LogCapture]:
-    """Every structlog entry of the test (the app must be built after this fixture)."""
-    capture = LogCapture()
-    previous = structlog.get_config()
-    structlog.configure(
-        processors=[structlog.contextvars.merge_contextvars, capture],
-        cache_logger_on_first_use=False,
-    )
-    yield capture
-    structlog.configure(**previous)
 
 
 @pytest.fixture
