@@ -14,7 +14,7 @@ import msgspec
 from domain.errors import InvalidCommand
 from domain.events import ExecutionStarted, event_data, event_type
 from domain.execution import Execution
-from domain.ports import ConcurrencyError, EventStore
+from domain.ports import ConcurrencyError, EventStore, RecordedEvent
 from domain.rerun import RerunRefused, plan_rerun
 from domain.state_at import StateRefused, state_at
 from projections.status import StatusDoc, empty_status, fold_status
@@ -124,9 +124,7 @@ class ExecutionService:
         """
         _check_id(execution_id)
         _check_timeout(timeout_s)
-        history = await blocking(self._store.read, tenant, UUID(execution_id))
-        if not history or not isinstance(history[0].event, ExecutionStarted):
-            raise NotFound(f"execution {execution_id} not found")
+        history = await self._history(tenant, execution_id)
         first = history[0].event
         try:
             process = await asyncio.to_thread(self._catalog.load, tenant, first.process_id)
@@ -197,9 +195,7 @@ class ExecutionService:
         history = None
         if doc is None:
             # Not projected yet: the store is the record, fold it here.
-            history = await blocking(self._store.read, tenant, UUID(execution_id))
-            if not history or not isinstance(history[0].event, ExecutionStarted):
-                raise NotFound(f"execution {execution_id} not found")
+            history = await self._history(tenant, execution_id)
             doc = empty_status(execution_id)
             for recorded in history:
                 fold_status(doc, recorded.seq, recorded.event)
@@ -235,9 +231,7 @@ class ExecutionService:
 
     async def events(self, tenant: str, execution_id: str) -> list[dict[str, Any]]:
         _check_id(execution_id)
-        history = await blocking(self._store.read, tenant, UUID(execution_id))
-        if not history or not isinstance(history[0].event, ExecutionStarted):
-            raise NotFound(f"execution {execution_id} not found")
+        history = await self._history(tenant, execution_id)
         return [
             {
                 "seq": r.seq,
@@ -254,9 +248,7 @@ class ExecutionService:
         """Time travel: the execution as it stood after its event `at` (default: the last):
         the stack, every element's state and output, effects in flight, timers."""
         _check_id(execution_id)
-        history = await blocking(self._store.read, tenant, UUID(execution_id))
-        if not history or not isinstance(history[0].event, ExecutionStarted):
-            raise NotFound(f"execution {execution_id} not found")
+        history = await self._history(tenant, execution_id)
         started = history[0].event
         try:
             graph = await self._catalog.graph(tenant, started.process_id, started.version)
@@ -278,6 +270,13 @@ class ExecutionService:
         except ConcurrencyError:
             raise Conflict("the execution moved on while cancelling; retry") from None
         return {"execution_id": execution_id, "status": execution.status}
+
+    async def _history(self, tenant: str, execution_id: str) -> list[RecordedEvent]:
+        """The execution's events, from its start (NotFound: none, or not an execution)."""
+        history = await blocking(self._store.read, tenant, UUID(execution_id))
+        if not history or not isinstance(history[0].event, ExecutionStarted):
+            raise NotFound(f"execution {execution_id} not found")
+        return history
 
 
 def _check_id(execution_id: str) -> None:
