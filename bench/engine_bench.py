@@ -22,8 +22,8 @@ from typing import Any
 
 from domain.events import NodeCompleted
 from domain.execution import Execution
+from domain.history.replay import replay
 from domain.ports import Append
-from domain.replay import replay
 from infra.settings import Settings
 from services.bootstrap import Loom
 from services.roles.heap import settle_heap

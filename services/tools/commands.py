@@ -16,8 +16,8 @@ from uuid import UUID
 
 import msgspec
 
-from domain import state_at as state
 from domain.events import ExecutionStarted
+from domain.history import state_at as state
 from domain.ports import StoreUnavailable
 from infra.settings import Settings
 from infra.store.naming import validate_tenant

@@ -2,7 +2,7 @@
 
 The orchestrator's commands are fed the recorded outside facts (effect answers,
 timer firings, cancels) and what they decide is compared with what history
-holds (`domain.replay`). Nothing outside is called. Replaying a whole tenant
+holds (`domain.history.replay`). Nothing outside is called. Replaying a whole tenant
 is how a new version of Loom is checked before it ships: every execution must
 still come out the same.
 """
@@ -15,7 +15,7 @@ from collections.abc import Callable
 import msgspec
 
 from domain.events import ExecutionStarted
-from domain.replay import Divergence, ReplayReport, replay
+from domain.history.replay import Divergence, ReplayReport, replay
 from services.tools.history import Histories, ToolError
 
 

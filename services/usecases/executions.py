@@ -14,9 +14,9 @@ import msgspec
 from domain.errors import InvalidCommand
 from domain.events import ExecutionStarted, event_data, event_type
 from domain.execution import Execution
+from domain.history.rerun import RerunRefused, plan_rerun
+from domain.history.state_at import StateRefused, state_at
 from domain.ports import ConcurrencyError, EventStore, RecordedEvent
-from domain.rerun import RerunRefused, plan_rerun
-from domain.state_at import StateRefused, state_at
 from projections.status import StatusDoc, empty_status, fold_status
 from services.usecases.blocking import blocking
 from services.usecases.catalog import DefinitionCatalog, UnknownProcess

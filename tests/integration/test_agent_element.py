@@ -23,7 +23,7 @@ import pytest
 import structlog
 from litestar.testing import AsyncTestClient
 
-from domain.replay import replay
+from domain.history.replay import replay
 from infra.auth import mint_token
 from infra.logging import configure_logging
 from infra.settings import Settings

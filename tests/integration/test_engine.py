@@ -12,7 +12,7 @@ from uuid import UUID
 
 import pytest
 
-from domain.replay import replay
+from domain.history.replay import replay
 from infra.settings import Settings
 from services.bootstrap import Loom
 from services.usecases.errors import Conflict, NotFound

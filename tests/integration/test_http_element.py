@@ -28,8 +28,8 @@ import pytest
 from domain.clock import iso, parse_iso
 from domain.definition import Graph, compile_definition, parse_definition
 from domain.events import AnyEvent, EffectDiscarded, Event, ExecutionFailed, ExecutionStarted
+from domain.history.replay import replay
 from domain.ports import EffectFailed
-from domain.replay import replay
 from infra.http_client import HttpxRequester
 from infra.outbound_guard import OutboundRefused
 from infra.settings import Settings

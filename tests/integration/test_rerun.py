@@ -26,7 +26,7 @@ from litestar.testing import AsyncTestClient
 
 from domain.definition import compile_definition, parse_definition
 from domain.events import AnyEvent, ExecutionStarted
-from domain.replay import replay
+from domain.history.replay import replay
 from infra.auth import mint_token
 from infra.settings import Settings
 from services.bootstrap import Loom, web_app

@@ -18,7 +18,7 @@ from domain.events import (
     NodeSkipped,
 )
 from domain.execution import Execution
-from domain.replay import replay
+from domain.history.replay import replay
 from projections.status import empty_status, fold_status
 
 T0 = "2024-05-01T09:00:00.000000Z"

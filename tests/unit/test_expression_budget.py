@@ -15,8 +15,8 @@ from domain.errors import DefinitionInvalid, ExpressionError
 from domain.events import ExecutionCompleted, ExecutionFailed, NodeCompleted, NodeFailed
 from domain.execution import SLICE_ELEMENTS, Execution
 from domain.expressions import OVER_BUDGET, Expression, Scope
+from domain.history.replay import replay
 from domain.limits import ValueTooLarge
-from domain.replay import replay
 from tests.support import definition, edge, el
 from tests.unit.test_execution import graph_of, run, started, steps, the
 

@@ -24,7 +24,7 @@ from domain.definition import Graph, compile_definition, parse_definition
 from domain.elements import ELEMENT_TYPES
 from domain.events import AnyEvent, Event, ExecutionStarted, NodeCompleted
 from domain.execution import Execution
-from domain.replay import replay
+from domain.history.replay import replay
 from tests.support import Thread, contract_thread, definition, edge, el
 
 HISTORIES = Path(__file__).resolve().parents[1] / "histories"

@@ -61,7 +61,7 @@ def replay(execution_id: str, graph: Graph, history: Sequence[Event]) -> ReplayR
             return ReplayReport(len(history))
         fact = history[position]
         try:
-            next_decisions = _outside_fact(execution, fact)
+            next_decisions = take_outside_fact(execution, fact)
         except Exception as exc:  # the fact does not fit the state the code reached
             return ReplayReport(
                 len(history),
@@ -85,7 +85,7 @@ def replay(execution_id: str, graph: Graph, history: Sequence[Event]) -> ReplayR
         decided = next_decisions
 
 
-def _outside_fact(execution: Execution, fact: Event) -> list[Event] | None:
+def take_outside_fact(execution: Execution, fact: Event) -> list[Event] | None:
     """Feed one recorded outside fact to the command the engine used; None if it is not one."""
     at, actor = fact.at, fact.actor
     if (
