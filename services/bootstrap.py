@@ -40,10 +40,12 @@ from infra.bus.nats import (
 from infra.bus.relay_state import PostgresRelayState, SQLiteRelayState
 from infra.http_client import HttpxRequester
 from infra.llm import FakeAgentInvoker, OpenAIAgentInvoker
+from infra.readmodel.catalog_store import PostgresCatalogStore, SQLiteCatalogStore
 from infra.readmodel.status_store import PostgresStatusStore, SQLiteStatusStore
 from infra.settings import Settings
 from infra.store import open_event_store
 from infra.store.postgres import parse_postgres_url
+from projections.catalog import CatalogStore
 from services.roles.api.app import create_app
 from services.roles.api.routes import ROUTES
 from services.roles.engine.agent_runner import AgentRunner
@@ -51,6 +53,7 @@ from services.roles.engine.effects import Effects
 from services.roles.engine.engine import Engine
 from services.roles.engine.worker import Worker, requeue_running
 from services.roles.gateway.websocket import ExecutionSocket
+from services.roles.projector.catalog import CatalogProjector
 from services.roles.projector.projector import Projector
 from services.roles.relay.relay import Relay
 from services.usecases.agents import AgentService
@@ -109,10 +112,16 @@ class Loom:
             **(commands_only if self.distributed else {}),
         )
         self.projector = Projector(self.store, self.statuses)
-        self.processes = ProcessService(self.store, self.catalog, self.clock)
-        # In one process the projector sees every commit as it happens: status reads
-        # may come from its memory. Apart, another process's projector is the fresher.
+        self.lists: CatalogStore = _catalog_store(settings.database_url, self.store)
+        self.catalog_projector = CatalogProjector(self.store, self.lists)
+        # In one process the projectors see every commit as it happens: status reads
+        # may come from memory and a list waits for the save before it. Apart, another
+        # process's projector is the fresher.
         live = None if self.distributed else self.projector.current
+        settled = None if self.distributed else self.catalog_projector.settled
+        self.processes = ProcessService(
+            self.store, self.catalog, self.clock, self.lists, self.bus.publish, settled
+        )
         self.limits = TenantLimits(
             self.clock,
             self.statuses.running,
@@ -131,6 +140,7 @@ class Loom:
             self._wire_nats()
         else:
             self.bus.subscribe(self.projector.deliver)
+            self.bus.subscribe(self.catalog_projector.deliver)
 
     def _wire_nats(self) -> None:
         assert self.settings.nats_url is not None
@@ -159,13 +169,23 @@ class Loom:
             await self._start_roles()
             return
         tenants = await asyncio.to_thread(self.store.tenants)
-        for tenant in tenants:
-            await asyncio.to_thread(self.projector.catch_up, tenant)
+        await self._catch_up(tenants)
         self.projector.open()
+        self.catalog_projector.open()
         self.engine.open()
         # Resumed in the background: the server listens (and answers cancel) first, and
         # what was left running goes through the same budgets as new work.
         self._tasks.append(asyncio.create_task(self._resume(tenants), name="loom-resume"))
+
+    async def _catch_up(self, tenants: list[str]) -> None:
+        for tenant in tenants:
+            await asyncio.to_thread(self.projector.catch_up, tenant)
+            await asyncio.to_thread(self.catalog_projector.catch_up, tenant)
+
+    async def _fold(self, batches: Any) -> None:
+        """One consumer feeds both read models; it acks once both have saved."""
+        await self.projector.fold_batches(batches)
+        await self.catalog_projector.fold_batches(batches)
 
     async def _resume(self, tenants: list[str]) -> None:
         try:
@@ -187,10 +207,9 @@ class Loom:
         self.nats.start()  # connects in the background: the api stores on while NATS is away
         if "projector" in self.roles:
             # The store is the record: fold what it holds first, then follow the bus.
-            for tenant in await asyncio.to_thread(self.store.tenants):
-                await asyncio.to_thread(self.projector.catch_up, tenant)
+            await self._catch_up(await asyncio.to_thread(self.store.tenants))
             consumer = EventConsumer(self.nats)
-            self._tasks.append(asyncio.create_task(consumer.run(self.projector.fold_batches)))
+            self._tasks.append(asyncio.create_task(consumer.run(self._fold)))
         self.engine.open()
         if self.relay is not None:
             self.relay.open()
@@ -220,9 +239,11 @@ class Loom:
             # The store is the record: the next start folds what this one could not save.
             log.warning("read model not saved before stopping", waited_s=SAVE_ON_STOP_S)
         await self.projector.close()
+        await self.catalog_projector.close()
         await self.http.close()
         await self.agent_runner.close()
         self.statuses.close()
+        self.lists.close()
         self.store.close()
 
     async def _stop_roles(self) -> None:
@@ -262,6 +283,18 @@ def open_store(settings: Settings, *, create: bool = True) -> EventStore:
 def open_status_store(settings: Settings, store: EventStore) -> Any:
     """The status read model beside `store` (for `loom import`, which folds what it loads)."""
     return _status_store(settings.database_url, store)
+
+
+def open_catalog_store(settings: Settings, store: EventStore) -> CatalogStore:
+    """The process and project lists beside `store` (for `loom import` and rebuilds)."""
+    return _catalog_store(settings.database_url, store)
+
+
+def _catalog_store(database_url: str, store: Any) -> CatalogStore:
+    if database_url.startswith("sqlite:"):
+        # The read model's file, beside the statuses: both are rebuilt from the store.
+        return SQLiteCatalogStore(_beside_events(database_url, "read"))
+    return PostgresCatalogStore(store.pool, store.schema)
 
 
 def _status_store(database_url: str, store: Any) -> Any:

@@ -288,7 +288,8 @@ def _rebuild(settings: Settings, tenant: str) -> int:
 
     loom = Loom(settings)
     count = loom.projector.rebuild(tenant)
-    print(f"rebuilt tenant {tenant}: {count} events folded")
+    listed = loom.catalog_projector.rebuild(tenant)
+    print(f"rebuilt tenant {tenant}: {count} events folded, {listed} processes and projects listed")
     return 0
 
 

@@ -24,6 +24,8 @@ from domain.events import Event, event_type
 from domain.ports import Append, EventStore
 from infra.store import codec
 from infra.store.naming import validate_tenant
+from projections.catalog import CatalogStore
+from services.roles.projector.catalog import CatalogProjector
 from services.roles.projector.projector import Projector
 from services.tools.history import Histories, ToolError, state_reader
 
@@ -174,6 +176,7 @@ def import_archive(
     path: str,
     open_statuses: Callable[[], Any],
     *,
+    open_lists: Callable[[], CatalogStore] | None = None,
     tenant: str | None = None,
 ) -> ImportReport:
     """Load an export into a tenant, then fold its read model.
@@ -207,6 +210,12 @@ def import_archive(
         folded = Projector(store, statuses).catch_up(target)
     finally:
         statuses.close()
+    if open_lists is not None:  # the process and project lists, read from the same file
+        lists = open_lists()
+        try:
+            CatalogProjector(store, lists).catch_up(target)
+        finally:
+            lists.close()
     return ImportReport(
         tenant=target,
         events=events,

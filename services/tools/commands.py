@@ -389,7 +389,7 @@ def _export(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _import(settings: Settings, args: argparse.Namespace) -> int:
-    from services.bootstrap import open_status_store
+    from services.bootstrap import open_catalog_store, open_status_store
 
     if args.tenant is not None:
         try:
@@ -399,7 +399,11 @@ def _import(settings: Settings, args: argparse.Namespace) -> int:
     with _histories(settings, create=True) as histories:
         store = histories.store
         report = archive.import_archive(
-            store, args.file, lambda: open_status_store(settings, store), tenant=args.tenant
+            store,
+            args.file,
+            lambda: open_status_store(settings, store),
+            open_lists=lambda: open_catalog_store(settings, store),
+            tenant=args.tenant,
         )
     _say(
         f"imported {report.events} events ({report.streams} streams) into tenant "

@@ -7,6 +7,7 @@ failed save leaves nothing behind.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
@@ -15,21 +16,42 @@ import msgspec
 from domain.clock import iso
 from domain.definition import Graph, compile_definition, parse_definition
 from domain.errors import DefinitionInvalid, InvalidCommand, Problem
-from domain.events import ProcessSaved, ProjectCreated
-from domain.ports import Append, Clock, ConcurrencyError, EventStore
+from domain.events import ProcessSaved
+from domain.ports import Append, Clock, ConcurrencyError, EventStore, RecordedEvent
 from domain.process import Process, Project, app_id, project_id
+from projections.catalog import CatalogStore, ProcessSummary, ProjectOut, project_tree
 from services.usecases.agents import saved_versions
 from services.usecases.blocking import blocking
 from services.usecases.catalog import DefinitionCatalog, UnknownProcess
 from services.usecases.errors import Conflict, Invalid, NotFound
 from services.usecases.ids import new_id
 
+Publish = Callable[[str, Sequence[RecordedEvent]], Awaitable[None]]
+Settled = Callable[[str], Awaitable[None]]
+
 
 class ProcessService:
-    def __init__(self, store: EventStore, catalog: DefinitionCatalog, clock: Clock) -> None:
+    """Saves go to the store and out on the bus; the lists are read models kept from it.
+
+    `settled` (in one process: the catalog projector's) makes a list asked for
+    right after a save show it; apart, the lists are as fresh as the projector role.
+    """
+
+    def __init__(
+        self,
+        store: EventStore,
+        catalog: DefinitionCatalog,
+        clock: Clock,
+        lists: CatalogStore,
+        publish: Publish,
+        settled: Settled | None = None,
+    ) -> None:
         self._store = store
         self._catalog = catalog
         self._clock = clock
+        self._lists = lists
+        self._publish = publish
+        self._settled = settled
 
     async def save(
         self,
@@ -40,9 +62,13 @@ class ProcessService:
         process_id: str | None = None,
         expected_version: int = 0,
     ) -> dict[str, Any]:
-        return await blocking(self._save, tenant, actor, raw, process_id, expected_version)
+        saved, recorded = await blocking(
+            self._save, tenant, actor, raw, process_id, expected_version
+        )
+        await self._publish(tenant, recorded)
+        return saved
 
-    def _save(self, *args: Any) -> dict[str, Any]:
+    def _save(self, *args: Any) -> tuple[dict[str, Any], list[RecordedEvent]]:
         # A new process in a busy project can race another save for the project's
         # stream: decide again on the fresh state (a stale expected_version still loses).
         for _ in range(4):
@@ -59,7 +85,7 @@ class ProcessService:
         raw: dict[str, Any],
         process_id: str | None,
         expected_version: int,
-    ) -> dict[str, Any]:
+    ) -> tuple[dict[str, Any], list[RecordedEvent]]:
         try:
             definition = parse_definition(raw)
             graph = compile_definition(definition)
@@ -96,12 +122,19 @@ class ProcessService:
         appends = [Append(UUID(process.id), before, [saved])]
         if filing:
             appends.append(Append(project_stream, filed.seq - len(filing), filing))
-        if filed.seq == len(filing):  # the project is new: list it in the tenant's catalog
+        if filed.seq == len(filing):
+            # The project is new: copied into the tenant's stream of projects, which the
+            # lists were once built from; kept so a history stays whole and exports match.
             catalog = _catalog_stream(tenant)
             listed = len(self._store.read(tenant, catalog))
             appends.append(Append(catalog, listed, [filing[0]]))
-        self._store.append(tenant, appends)
+        positions = iter(self._store.append(tenant, appends))
         self._catalog.forget(tenant, process.id)
+        recorded = [
+            RecordedEvent(a.stream_id, a.after + i + 1, event, next(positions, 0))
+            for a in appends
+            for i, event in enumerate(a.events)
+        ]
         return {
             "process_id": process.id,
             "version": saved.version,
@@ -109,7 +142,7 @@ class ProcessService:
             "app_id": app,
             "threads": {t.key: _child_id(process.id, "thread", t.key) for t in definition.threads},
             "elements": {key: _child_id(process.id, "element", key) for key in graph.nodes},
-        }
+        }, recorded
 
     async def get(self, tenant: str, process_id: str, version: int | None) -> dict[str, Any]:
         process = await blocking(self._load, tenant, process_id)
@@ -117,51 +150,15 @@ class ProcessService:
             raise NotFound(f"process {process_id} has no version {version}")
         return _process_document(process, version or process.version)
 
-    async def list(self, tenant: str) -> list[dict[str, Any]]:
-        _, processes = await blocking(self._filed, tenant)
-        return [_summary(p) for p in processes.values()]
+    async def list(self, tenant: str) -> list[ProcessSummary]:
+        if self._settled is not None:
+            await self._settled(tenant)
+        return await blocking(self._lists.processes, tenant)
 
-    async def projects(self, tenant: str) -> list[dict[str, Any]]:
-        projects, filed = await blocking(self._filed, tenant)
-        # A version saved under another project or app moves the process there; the old
-        # project's filing stays in its history, so each is shown only where it lives now.
-        home = {
-            pid: (p.versions[p.version].project_id, p.versions[p.version].app_id)
-            for pid, p in filed.items()
-        }
-        out = []
-        for project in projects:
-            assert project.created is not None and project.modified is not None
-            apps = []
-            for app_key, app in project.apps.items():
-                processes = [
-                    {"process_id": f.process_id, "name": f.name}
-                    for f in project.processes.values()
-                    if f.app_id == app_key and home.get(f.process_id) == (project.id, app_key)
-                ]
-                apps.append(
-                    {
-                        "app_id": app_key,
-                        "name": app.name,
-                        "processes": processes,
-                        "created_at": app.at,
-                        "created_by": app.actor,
-                        "modified_at": app.at,
-                        "modified_by": app.actor,
-                    }
-                )
-            out.append(
-                {
-                    "project_id": project.id,
-                    "name": project.name,
-                    "apps": apps,
-                    "created_at": project.created.at,
-                    "created_by": project.created.actor,
-                    "modified_at": project.modified.at,
-                    "modified_by": project.modified.actor,
-                }
-            )
-        return out
+    async def projects(self, tenant: str) -> list[ProjectOut]:
+        if self._settled is not None:
+            await self._settled(tenant)
+        return project_tree(*await blocking(self._lists.projects, tenant))
 
     def _check_agents(self, tenant: str, graph: Graph) -> None:
         """Every agent element names one of this tenant's agents (another's do not exist here)."""
@@ -189,17 +186,6 @@ class ProcessService:
         events = self._store.read(tenant, UUID(project))
         return Project.rebuild(project, [r.event for r in events])
 
-    def _filed(self, tenant: str) -> tuple[list[Project], dict[str, Process]]:
-        """The tenant's projects, and every process filed in them (each once)."""
-        projects = self._projects(tenant)
-        ids = dict.fromkeys(pid for project in projects for pid in project.processes)
-        return projects, {pid: self._load(tenant, pid) for pid in ids}
-
-    def _projects(self, tenant: str) -> list[Project]:
-        listed = self._store.read(tenant, _catalog_stream(tenant))
-        names = [r.event.name for r in listed if isinstance(r.event, ProjectCreated)]
-        return [self._project(tenant, str(project_id(tenant, name))) for name in names]
-
 
 def _catalog_stream(tenant: str) -> UUID:
     """The stream listing a tenant's projects (their ids derive from their names)."""
@@ -224,9 +210,3 @@ def _process_document(process: Process, version: int) -> dict[str, Any]:
         "version_created_at": saved.at,
         "version_created_by": saved.actor,
     }
-
-
-def _summary(process: Process) -> dict[str, Any]:
-    doc = _process_document(process, process.version)
-    doc.pop("threads")
-    return doc

@@ -1,0 +1,184 @@
+"""The catalog projector: keeps the process and project lists current with the store.
+
+Fed by the same bus as the status projector, it notes which definition streams
+moved (a process saved, a project filed), then on a worker thread reads each
+of them whole and saves its entry rebuilt by the domain's own aggregate
+(`projections.catalog`). Reading the stream instead of folding the delivered
+events makes an entry independent of delivery order and duplicates: those
+streams are short and saves are rare, so it costs little.
+
+The tenant's store position is saved with the entries (and, when nothing but
+executions moved, at most once a second), so a restart catches up from there.
+In one process `settled(tenant)` gives read-your-writes: a list asked for
+right after a save waits for that save's entries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from uuid import UUID
+
+import structlog
+
+from domain.ports import EventStore, RecordedEvent
+from projections.catalog import (
+    PROCESS,
+    CatalogStore,
+    ProcessSummary,
+    ProjectEntry,
+    catalog_streams,
+    process_summary,
+    project_entry,
+)
+
+log = structlog.get_logger("loom.projector")
+
+# Gather what arrives within this long into one write.
+LINGER_S = 0.01
+# When only executions moved, the position is written at most this often: it only
+# shortens the catch-up after a restart.
+POSITION_EVERY_S = 1.0
+RETRY_S = 1.0
+
+
+class CatalogProjector:
+    def __init__(self, store: EventStore, lists: CatalogStore) -> None:
+        self._store = store
+        self._lists = lists
+        # Owned by the event loop: only coroutines and bus handlers touch these.
+        self._pending: dict[str, dict[str, str]] = defaultdict(dict)  # tenant: {stream: kind}
+        self._positions: dict[str, int] = {}
+        self._saved_at = 0.0
+        self._lock = asyncio.Lock()
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._task: asyncio.Task[None] | None = None
+
+    # --- fed by the bus ----------------------------------------------------------------
+
+    def deliver(self, tenant: str, events: Sequence[RecordedEvent]) -> None:
+        """Bus handler: note what moved; never blocks, never raises."""
+        try:
+            streams = catalog_streams(tenant, events)
+        except Exception:  # the drain is the place to fail, never the engine's commit
+            log.exception("catalog projection failed", tenant=tenant)
+            return
+        self._note(tenant, streams, max((r.position for r in events), default=0))
+        if streams:
+            self._idle.clear()
+            self._wake.set()
+        elif time.monotonic() - self._saved_at >= POSITION_EVERY_S:
+            self._wake.set()
+
+    async def fold_batches(self, batches: Sequence[tuple[str, Sequence[RecordedEvent]]]) -> None:
+        """Save what a bus consumer fetched before returning (it acks after)."""
+        for tenant, events in batches:
+            streams = catalog_streams(tenant, events)
+            self._note(tenant, streams, max((r.position for r in events), default=0))
+        if any(self._pending.values()):
+            self._idle.clear()
+        await self._drain()
+
+    def _note(self, tenant: str, streams: dict[str, str], position: int) -> None:
+        if streams:
+            self._pending[tenant].update(streams)
+        if position > self._positions.get(tenant, 0):
+            self._positions[tenant] = position
+
+    async def settled(self, tenant: str | None = None) -> None:
+        """Wait until the entries of every definition delivered so far (of `tenant`) are saved."""
+        while self._pending.get(tenant) if tenant is not None else any(self._pending.values()):
+            await self._idle.wait()
+            if self._task is None:  # nothing drains on its own: drain here
+                await self._drain()
+        async with self._lock:  # a drain in flight has taken its streams off the list
+            pass
+
+    # --- the loop ----------------------------------------------------------------------
+
+    def open(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="loom-catalog-projector")
+
+    async def close(self) -> None:
+        """Stop, saving what is noted (the position included) first."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+        try:
+            await self._drain()
+        except Exception:  # the store is the record: the next start catches up
+            log.warning("catalog not saved before stopping", exc_info=True)
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            await asyncio.sleep(LINGER_S)
+            self._wake.clear()
+            try:
+                await self._drain()
+            except Exception:
+                log.exception("catalog projection failed")
+                await asyncio.sleep(RETRY_S)
+                self._wake.set()
+
+    async def _drain(self) -> None:
+        async with self._lock:
+            try:
+                for tenant in list(self._pending.keys() | self._positions.keys()):
+                    streams = self._pending.pop(tenant, {})
+                    position = self._positions.pop(tenant, None)
+                    try:
+                        await asyncio.to_thread(self._refresh, tenant, streams, position)
+                    except BaseException:
+                        # Put back what this write lost; newer notes made meanwhile stay.
+                        self._pending[tenant] = streams | self._pending.get(tenant, {})
+                        if position is not None:
+                            latest = max(position, self._positions.get(tenant, 0))
+                            self._positions[tenant] = latest
+                        raise
+                self._saved_at = time.monotonic()
+            finally:
+                if not any(self._pending.values()):
+                    self._pending.clear()
+                    self._idle.set()
+
+    # --- blocking: the reads and the write ---------------------------------------------
+
+    def _refresh(self, tenant: str, streams: dict[str, str], position: int | None) -> None:
+        """Rebuild each stream's entry from the store and save them with `position`."""
+        processes: list[tuple[int, ProcessSummary]] = []
+        projects: list[tuple[int, ProjectEntry]] = []
+        for stream, kind in streams.items():
+            events = [r.event for r in self._store.read(tenant, UUID(stream))]
+            if kind == PROCESS:
+                summary = process_summary(stream, events)
+                if summary is not None:
+                    processes.append((len(events), summary))
+            else:
+                entry = project_entry(stream, events)
+                if entry is not None:
+                    projects.append((len(events), entry))
+        if processes or projects or position is not None:
+            self._lists.save(tenant, processes, projects, position)
+
+    def catch_up(self, tenant: str, *, batch: int = 2000) -> int:
+        """Rebuild the entries of every definition that moved past the tracked position."""
+        after = tracked = self._lists.tracking(tenant)
+        streams: dict[str, str] = {}
+        while events := self._store.read_all(tenant, after=after, limit=batch):
+            streams.update(catalog_streams(tenant, events))
+            after = events[-1].position
+        if after > tracked:
+            self._refresh(tenant, streams, after)
+        return len(streams)
+
+    def rebuild(self, tenant: str) -> int:
+        """Forget the tenant's lists and rebuild them from the store (blocking)."""
+        self._lists.reset(tenant)
+        return self.catch_up(tenant)
