@@ -14,7 +14,15 @@ import tempfile
 
 import psycopg
 
-from bench import api_bench, engine_bench, fairness_bench, live_bench, replay_bench, store_bench
+from bench import (
+    api_bench,
+    engine_bench,
+    fairness_bench,
+    lists_bench,
+    live_bench,
+    replay_bench,
+    store_bench,
+)
 from bench.postgres import drop_schema, postgres_url
 
 
@@ -40,6 +48,7 @@ def main() -> None:
     live_bench.main(["--postgres", url, "--nats", nats_url or "nats://127.0.0.1:4222"])
     api_bench.main(["--client", "raw", "--postgres", url])
     fairness_bench.main([])
+    lists_bench.main([])
 
 
 def _replay_tooling(workdir: str, url: str) -> None:

@@ -16,6 +16,7 @@ right after a save waits for that save's entries.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import defaultdict
 from collections.abc import Sequence
@@ -54,6 +55,7 @@ class CatalogProjector:
         self._saved_at = 0.0
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
+        self._hurry = asyncio.Event()  # someone waits on a list: skip the linger
         self._idle = asyncio.Event()
         self._idle.set()
         self._task: asyncio.Task[None] | None = None
@@ -92,6 +94,7 @@ class CatalogProjector:
     async def settled(self, tenant: str | None = None) -> None:
         """Wait until the entries of every definition delivered so far (of `tenant`) are saved."""
         while self._pending.get(tenant) if tenant is not None else any(self._pending.values()):
+            self._hurry.set()
             await self._idle.wait()
             if self._task is None:  # nothing drains on its own: drain here
                 await self._drain()
@@ -118,8 +121,10 @@ class CatalogProjector:
     async def _run(self) -> None:
         while True:
             await self._wake.wait()
-            await asyncio.sleep(LINGER_S)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._hurry.wait(), LINGER_S)
             self._wake.clear()
+            self._hurry.clear()
             try:
                 await self._drain()
             except Exception:
