@@ -1,6 +1,6 @@
 """The process and project lists: `python -m bench.lists_bench [--processes N] [DATABASE_URL]`.
 
-A tenant with N processes in 10 projects, each saved 3 times (versions), then
+A tenant with N processes in 10 projects, each saved 3 times, then
 GET /processes and GET /projects answered over the app (in-process ASGI, so the
 figure is the server's work, not a client's): p50 and p99 of 50 reads each, and
 the time of a save followed at once by a list that shows it.
@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     configure_logging("warning")
     url = args.database_url or f"sqlite:///{tempfile.mkdtemp(prefix='loom-lists-')}/loom.db"
-    print(f"\n== the lists, {args.processes} processes × 3 versions in 10 projects")
+    print(f"\n== the lists, {args.processes} processes, 3 versions each, in 10 projects")
     for name, figure in asyncio.run(run(url, args.processes)).items():
         print(f"  {name:<32} {figure}")
 
