@@ -19,11 +19,17 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
-lint: $(STAMP)
+lint: $(STAMP) node_modules/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 	$(BIN)/mypy --strict domain projections
+	npx prettier --check services/roles/studio/static
+	npx eslint services/roles/studio/static
+
+node_modules/.installed: package-lock.json
+	npm ci --no-audit --no-fund
+	touch node_modules/.installed
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

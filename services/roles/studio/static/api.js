@@ -119,7 +119,11 @@ function detailOf(body, status) {
     const detail = body.detail ?? body.message ?? body.error;
     if (typeof detail === "string" && detail) return detail;
     if (Array.isArray(detail) && detail.length) {
-      return detail.map((d) => (typeof d === "string" ? d : d.msg || d.detail || JSON.stringify(d))).join("; ");
+      return detail
+        .map((d) =>
+          typeof d === "string" ? d : d.msg || d.detail || JSON.stringify(d),
+        )
+        .join("; ");
     }
   }
   if (typeof body === "string" && body.trim()) return body.trim().slice(0, 300);
@@ -131,7 +135,12 @@ function detailOf(body, status) {
  * ApiError carrying status and body. A 401 also tells whoever listens on
  * `auth` ("unauthorized") so the page can ask for a new token.
  */
-export async function api(method, path, body, { headers = {}, quiet401 = false } = {}) {
+export async function api(
+  method,
+  path,
+  body,
+  { headers = {}, quiet401 = false } = {},
+) {
   const init = { method, headers: { Accept: "application/json", ...headers } };
   if (auth.token) init.headers.Authorization = `Bearer ${auth.token}`;
   if (body !== undefined) {
@@ -154,7 +163,8 @@ export async function api(method, path, body, { headers = {}, quiet401 = false }
     }
   }
   if (!response.ok) {
-    if (response.status === 401 && !quiet401) auth.emit("unauthorized", detailOf(data, 401));
+    if (response.status === 401 && !quiet401)
+      auth.emit("unauthorized", detailOf(data, 401));
     throw new ApiError(response.status, data, detailOf(data, response.status));
   }
   return data;

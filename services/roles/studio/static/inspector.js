@@ -30,7 +30,8 @@ export class Inspector extends Emitter {
   }
 
   select(selection) {
-    const changed = JSON.stringify(selection) !== JSON.stringify(this.selection);
+    const changed =
+      JSON.stringify(selection) !== JSON.stringify(this.selection);
     this.selection = selection;
     if (changed) this.rawMode = false;
     this.render();
@@ -54,13 +55,20 @@ export class Inspector extends Emitter {
     this.runBox = null;
     if (!this.doc) {
       this.root.append(
-        h("div", { class: "insp-empty" }, h("h2", {}, "Inspector"), h("p", {}, "Open a process or create a new one to start designing.")),
+        h(
+          "div",
+          { class: "insp-empty" },
+          h("h2", {}, "Inspector"),
+          h("p", {}, "Open a process or create a new one to start designing."),
+        ),
       );
       return;
     }
     const sel = this.selection;
-    if (sel?.kind === "node" && this.doc.element(sel.key)) this._renderElement(this.doc.element(sel.key));
-    else if (sel?.kind === "edge" && this.doc.thread.connections[sel.index]) this._renderEdge(this.doc.thread.connections[sel.index], sel.index);
+    if (sel?.kind === "node" && this.doc.element(sel.key))
+      this._renderElement(this.doc.element(sel.key));
+    else if (sel?.kind === "edge" && this.doc.thread.connections[sel.index])
+      this._renderEdge(this.doc.thread.connections[sel.index], sel.index);
     else this._renderProcess();
   }
 
@@ -70,12 +78,25 @@ export class Inspector extends Emitter {
     const head = h(
       "div",
       { class: "insp-head" },
-      h("span", { class: "insp-icon", style: { "--type-color": color } }, typeIcon(element.type, 20)),
+      h(
+        "span",
+        { class: "insp-icon", style: { "--type-color": color } },
+        typeIcon(element.type, 20),
+      ),
       h(
         "div",
         {},
-        h("div", { class: "insp-title", "data-testid": "inspector-title" }, element.key),
-        h("div", { class: "insp-desc" }, h("strong", {}, element.type), info.description ? ` — ${info.description}` : ""),
+        h(
+          "div",
+          { class: "insp-title", "data-testid": "inspector-title" },
+          element.key,
+        ),
+        h(
+          "div",
+          { class: "insp-desc" },
+          h("strong", {}, element.type),
+          info.description ? ` — ${info.description}` : "",
+        ),
       ),
     );
     head.querySelector(".insp-icon").style.setProperty("--type-color", color);
@@ -83,7 +104,15 @@ export class Inspector extends Emitter {
 
     const error = this.errors.get(element.key);
     const basics = h("div", { class: "insp-section" });
-    if (error) basics.append(h("div", { class: "insp-error", "data-error-for": element.key, role: "alert" }, h("strong", {}, "Refused:"), h("span", {}, error)));
+    if (error)
+      basics.append(
+        h(
+          "div",
+          { class: "insp-error", "data-error-for": element.key, role: "alert" },
+          h("strong", {}, "Refused:"),
+          h("span", {}, error),
+        ),
+      );
     const keyError = h("div", { class: "field-error" });
     const keyInput = h("input", {
       type: "text",
@@ -114,34 +143,84 @@ export class Inspector extends Emitter {
       },
     });
     basics.append(
-      h("div", { class: "field" }, h("div", { class: "field-label" }, h("label", { class: "field-name", for: "insp-key" }, "Key"), h("span", { class: "field-help" }, "Unique in the process; names it in expressions as nodes.<key>.output.")), keyInput, keyError),
       h(
         "div",
         { class: "field" },
-        h("div", { class: "field-label" }, h("label", { class: "field-name", for: "insp-name" }, "Name")),
+        h(
+          "div",
+          { class: "field-label" },
+          h("label", { class: "field-name", for: "insp-key" }, "Key"),
+          h(
+            "span",
+            { class: "field-help" },
+            "Unique in the process; names it in expressions as nodes.<key>.output.",
+          ),
+        ),
+        keyInput,
+        keyError,
+      ),
+      h(
+        "div",
+        { class: "field" },
+        h(
+          "div",
+          { class: "field-label" },
+          h("label", { class: "field-name", for: "insp-name" }, "Name"),
+        ),
         h("input", {
           type: "text",
           id: "insp-name",
           "data-field": "name",
           placeholder: "Optional display name",
           value: element.name ?? "",
-          onInput: (e) => this.doc.setElementName(element.key, e.target.value.trim()),
+          onInput: (e) =>
+            this.doc.setElementName(element.key, e.target.value.trim()),
         }),
       ),
     );
     this.root.append(basics);
 
-    const paramsSection = h("div", { class: "insp-section", "data-section": "params" });
+    const paramsSection = h("div", {
+      class: "insp-section",
+      "data-section": "params",
+    });
     const toggle = h(
       "button",
-      { type: "button", class: "btn small ghost", onClick: () => { this.rawMode = !this.rawMode; this.render(); } },
+      {
+        type: "button",
+        class: "btn small ghost",
+        onClick: () => {
+          this.rawMode = !this.rawMode;
+          this.render();
+        },
+      },
       this.rawMode ? "Form" : "{ } JSON",
     );
     paramsSection.append(h("h3", {}, h("span", {}, "Parameters"), toggle));
     const onParams = (params) => this.doc.setParams(element.key, params);
-    if (this.rawMode) paramsSection.append(jsonField("params", element.params ?? {}, (v) => onParams(v ?? {}), "The element's params as JSON"));
-    else paramsSection.append(schemaForm(info.schema, element.params ?? {}, onParams, { celMaps: CEL_MAPS[element.type] ?? [] }));
-    if (info.sideEffects) paramsSection.append(h("div", { class: "field-hint" }, "Has side effects: takes retry and timeout_s; every attempt is recorded."));
+    if (this.rawMode)
+      paramsSection.append(
+        jsonField(
+          "params",
+          element.params ?? {},
+          (v) => onParams(v ?? {}),
+          "The element's params as JSON",
+        ),
+      );
+    else
+      paramsSection.append(
+        schemaForm(info.schema, element.params ?? {}, onParams, {
+          celMaps: CEL_MAPS[element.type] ?? [],
+        }),
+      );
+    if (info.sideEffects)
+      paramsSection.append(
+        h(
+          "div",
+          { class: "field-hint" },
+          "Has side effects: takes retry and timeout_s; every attempt is recorded.",
+        ),
+      );
     this.root.append(paramsSection);
 
     this.runBox = h("div", { class: "insp-section", "data-section": "run" });
@@ -149,8 +228,12 @@ export class Inspector extends Emitter {
     this._fillRun();
 
     const ports = this.catalog.outPorts(element.type);
-    const outgoing = this.doc.thread.connections.filter((c) => c.source === element.key);
-    const incoming = this.doc.thread.connections.filter((c) => c.target === element.key);
+    const outgoing = this.doc.thread.connections.filter(
+      (c) => c.source === element.key,
+    );
+    const incoming = this.doc.thread.connections.filter(
+      (c) => c.target === element.key,
+    );
     this.root.append(
       h(
         "div",
@@ -160,9 +243,28 @@ export class Inspector extends Emitter {
           "dl",
           { class: "meta-grid" },
           h("dt", {}, "In"),
-          h("dd", {}, incoming.length ? incoming.map((c) => `${c.source}${c.source_port ? `.${c.source_port}` : ""}`).join(", ") : "—"),
+          h(
+            "dd",
+            {},
+            incoming.length
+              ? incoming
+                  .map(
+                    (c) =>
+                      `${c.source}${c.source_port ? `.${c.source_port}` : ""}`,
+                  )
+                  .join(", ")
+              : "—",
+          ),
           h("dt", {}, "Out"),
-          h("dd", {}, outgoing.length ? outgoing.map((c) => `${c.source_port ?? "out"} → ${c.target}`).join(", ") : "—"),
+          h(
+            "dd",
+            {},
+            outgoing.length
+              ? outgoing
+                  .map((c) => `${c.source_port ?? "out"} → ${c.target}`)
+                  .join(", ")
+              : "—",
+          ),
           h("dt", {}, "Ports"),
           h("dd", {}, [...ports, "error"].join(", ")),
         ),
@@ -170,7 +272,17 @@ export class Inspector extends Emitter {
       h(
         "div",
         { class: "insp-section" },
-        h("button", { type: "button", class: "btn danger small", "data-action": "delete-element", onClick: () => this.emit("delete", { kind: "node", key: element.key }) }, "Delete element"),
+        h(
+          "button",
+          {
+            type: "button",
+            class: "btn danger small",
+            "data-action": "delete-element",
+            onClick: () =>
+              this.emit("delete", { kind: "node", key: element.key }),
+          },
+          "Delete element",
+        ),
       ),
     );
   }
@@ -180,9 +292,21 @@ export class Inspector extends Emitter {
     if (!box) return;
     clear(box);
     const key = this.selection?.key;
-    box.append(h("h3", {}, h("span", {}, this.runLabel ? `Run · ${this.runLabel}` : "Run")));
+    box.append(
+      h(
+        "h3",
+        {},
+        h("span", {}, this.runLabel ? `Run · ${this.runLabel}` : "Run"),
+      ),
+    );
     if (!this.run) {
-      box.append(h("div", { class: "muted small" }, "Run the process, or open an execution in History, to see this element’s input, output and error."));
+      box.append(
+        h(
+          "div",
+          { class: "muted small" },
+          "Run the process, or open an execution in History, to see this element’s input, output and error.",
+        ),
+      );
       return;
     }
     const node = this.run.nodes?.[key] ?? { state: "pending" };
@@ -194,17 +318,71 @@ export class Inspector extends Emitter {
         statePill(node.state),
         node.attempts ? h("span", {}, `attempt ${node.attempts}`) : null,
         node.started_at ? h("span", {}, clockTime(node.started_at)) : null,
-        node.started_at && node.completed_at ? h("span", {}, duration(node.started_at, node.completed_at)) : null,
-        node.port && node.port !== "out" ? h("span", {}, `→ ${node.port}`) : null,
+        node.started_at && node.completed_at
+          ? h("span", {}, duration(node.started_at, node.completed_at))
+          : null,
+        node.port && node.port !== "out"
+          ? h("span", {}, `→ ${node.port}`)
+          : null,
       ),
     );
-    if (node.error) card.append(h("div", {}, h("div", { class: "json-label" }, "Error"), h("pre", { class: "json-view error", "data-node-error": key }, typeof node.error === "string" ? node.error : pretty(node.error))));
-    if (node.input !== undefined && node.input !== null) card.append(h("div", {}, h("div", { class: "json-label" }, "Input"), h("pre", { class: "json-view" }, pretty(node.input))));
-    if (node.output !== undefined && node.output !== null) card.append(h("div", {}, h("div", { class: "json-label" }, "Output"), h("pre", { class: "json-view", "data-node-output": key }, pretty(node.output))));
-    else if (node.state === "completed") card.append(h("div", { class: "muted small" }, "Output: null"));
-    if (this.run.execution_id && key && ["completed", "failed", "cancelled"].includes(this.run.status)) {
+    if (node.error)
       card.append(
-        h("div", {}, h("button", { type: "button", class: "btn small soft", "data-action": "rerun-from", onClick: () => this.emit("rerun", key) }, `↻ Re-run from ${key}`)),
+        h(
+          "div",
+          {},
+          h("div", { class: "json-label" }, "Error"),
+          h(
+            "pre",
+            { class: "json-view error", "data-node-error": key },
+            typeof node.error === "string" ? node.error : pretty(node.error),
+          ),
+        ),
+      );
+    if (node.input !== undefined && node.input !== null)
+      card.append(
+        h(
+          "div",
+          {},
+          h("div", { class: "json-label" }, "Input"),
+          h("pre", { class: "json-view" }, pretty(node.input)),
+        ),
+      );
+    if (node.output !== undefined && node.output !== null)
+      card.append(
+        h(
+          "div",
+          {},
+          h("div", { class: "json-label" }, "Output"),
+          h(
+            "pre",
+            { class: "json-view", "data-node-output": key },
+            pretty(node.output),
+          ),
+        ),
+      );
+    else if (node.state === "completed")
+      card.append(h("div", { class: "muted small" }, "Output: null"));
+    if (
+      this.run.execution_id &&
+      key &&
+      ["completed", "failed", "cancelled"].includes(this.run.status)
+    ) {
+      card.append(
+        h(
+          "div",
+          {},
+          h(
+            "button",
+            {
+              type: "button",
+              class: "btn small soft",
+              "data-action": "rerun-from",
+              onClick: () => this.emit("rerun", key),
+            },
+            `↻ Re-run from ${key}`,
+          ),
+        ),
       );
     }
     box.append(card);
@@ -213,13 +391,47 @@ export class Inspector extends Emitter {
   _renderEdge(connection, index) {
     const port = connection.source_port ?? "out";
     this.root.append(
-      h("div", { class: "insp-head" }, h("div", {}, h("div", { class: "insp-title" }, "Connection"), h("div", { class: "insp-desc" }, `${connection.source} → ${connection.target}`))),
+      h(
+        "div",
+        { class: "insp-head" },
+        h(
+          "div",
+          {},
+          h("div", { class: "insp-title" }, "Connection"),
+          h(
+            "div",
+            { class: "insp-desc" },
+            `${connection.source} → ${connection.target}`,
+          ),
+        ),
+      ),
       h(
         "div",
         { class: "insp-section" },
-        h("dl", { class: "meta-grid" }, h("dt", {}, "From"), h("dd", {}, connection.source), h("dt", {}, "Port"), h("dd", {}, port), h("dt", {}, "To"), h("dd", {}, connection.target)),
+        h(
+          "dl",
+          { class: "meta-grid" },
+          h("dt", {}, "From"),
+          h("dd", {}, connection.source),
+          h("dt", {}, "Port"),
+          h("dd", {}, port),
+          h("dt", {}, "To"),
+          h("dd", {}, connection.target),
+        ),
       ),
-      h("div", { class: "insp-section" }, h("button", { type: "button", class: "btn danger small", onClick: () => this.emit("delete", { kind: "edge", index }) }, "Delete connection")),
+      h(
+        "div",
+        { class: "insp-section" },
+        h(
+          "button",
+          {
+            type: "button",
+            class: "btn danger small",
+            onClick: () => this.emit("delete", { kind: "edge", index }),
+          },
+          "Delete connection",
+        ),
+      ),
     );
   }
 
@@ -230,7 +442,11 @@ export class Inspector extends Emitter {
       h(
         "div",
         { class: "field" },
-        h("div", { class: "field-label" }, h("label", { class: "field-name" }, label)),
+        h(
+          "div",
+          { class: "field-label" },
+          h("label", { class: "field-name" }, label),
+        ),
         h("input", {
           type: "text",
           "data-field": `process-${prop}`,
@@ -242,7 +458,11 @@ export class Inspector extends Emitter {
           },
         }),
       );
-    section.append(field("Project", "project"), field("App", "app"), field("Process name", "name"));
+    section.append(
+      field("Project", "project"),
+      field("App", "app"),
+      field("Process name", "name"),
+    );
     const audit = doc.audit || {};
     const info = h(
       "dl",
@@ -250,17 +470,67 @@ export class Inspector extends Emitter {
       h("dt", {}, "Process id"),
       h("dd", { class: "mono" }, doc.id ?? "not saved yet"),
       h("dt", {}, "Version"),
-      h("dd", {}, doc.version ? `v${doc.version}${doc.latest && doc.latest !== doc.version ? ` (latest v${doc.latest})` : ""}` : "—"),
+      h(
+        "dd",
+        {},
+        doc.version
+          ? `v${doc.version}${doc.latest && doc.latest !== doc.version ? ` (latest v${doc.latest})` : ""}`
+          : "—",
+      ),
       h("dt", {}, "Elements"),
       h("dd", {}, String(doc.allElements().length)),
-      audit.created_at ? [h("dt", {}, "Created"), h("dd", {}, `${new Date(audit.created_at).toLocaleString()} · ${audit.created_by ?? ""}`)] : null,
-      audit.modified_at ? [h("dt", {}, "Modified"), h("dd", {}, `${new Date(audit.modified_at).toLocaleString()} · ${audit.modified_by ?? ""}`)] : null,
+      audit.created_at
+        ? [
+            h("dt", {}, "Created"),
+            h(
+              "dd",
+              {},
+              `${new Date(audit.created_at).toLocaleString()} · ${audit.created_by ?? ""}`,
+            ),
+          ]
+        : null,
+      audit.modified_at
+        ? [
+            h("dt", {}, "Modified"),
+            h(
+              "dd",
+              {},
+              `${new Date(audit.modified_at).toLocaleString()} · ${audit.modified_by ?? ""}`,
+            ),
+          ]
+        : null,
     );
-    const processErrors = [...this.errors.entries()].filter(([k]) => !doc.element(k));
+    const processErrors = [...this.errors.entries()].filter(
+      ([k]) => !doc.element(k),
+    );
     const parts = [
-      h("div", { class: "insp-head" }, h("div", {}, h("div", { class: "insp-title" }, doc.name || "Untitled process"), h("div", { class: "insp-desc" }, "Process settings — select an element to edit it"))),
+      h(
+        "div",
+        { class: "insp-head" },
+        h(
+          "div",
+          {},
+          h("div", { class: "insp-title" }, doc.name || "Untitled process"),
+          h(
+            "div",
+            { class: "insp-desc" },
+            "Process settings — select an element to edit it",
+          ),
+        ),
+      ),
       processErrors.length
-        ? h("div", { class: "insp-section" }, ...processErrors.map(([, message]) => h("div", { class: "insp-error", role: "alert" }, h("strong", {}, "Refused:"), h("span", {}, message))))
+        ? h(
+            "div",
+            { class: "insp-section" },
+            ...processErrors.map(([, message]) =>
+              h(
+                "div",
+                { class: "insp-error", role: "alert" },
+                h("strong", {}, "Refused:"),
+                h("span", {}, message),
+              ),
+            ),
+          )
         : null,
       section,
       h("div", { class: "insp-section" }, h("h3", {}, "About"), info),
@@ -271,11 +541,35 @@ export class Inspector extends Emitter {
         h(
           "ul",
           { class: "kbd-list" },
-          h("li", {}, h("kbd", {}, "Delete"), " / ", h("kbd", {}, "⌫"), " remove the selection"),
+          h(
+            "li",
+            {},
+            h("kbd", {}, "Delete"),
+            " / ",
+            h("kbd", {}, "⌫"),
+            " remove the selection",
+          ),
           h("li", {}, h("kbd", {}, "Ctrl"), " + ", h("kbd", {}, "S"), " save"),
-          h("li", {}, h("kbd", {}, "Ctrl"), " + ", h("kbd", {}, "Enter"), " run"),
-          h("li", {}, "Wheel zooms, dragging the background pans, double-click fits"),
-          h("li", {}, "Drag from a port (right edge, or the red ", h("em", {}, "error"), " dot) onto an element to connect"),
+          h(
+            "li",
+            {},
+            h("kbd", {}, "Ctrl"),
+            " + ",
+            h("kbd", {}, "Enter"),
+            " run",
+          ),
+          h(
+            "li",
+            {},
+            "Wheel zooms, dragging the background pans, double-click fits",
+          ),
+          h(
+            "li",
+            {},
+            "Drag from a port (right edge, or the red ",
+            h("em", {}, "error"),
+            " dot) onto an element to connect",
+          ),
         ),
       ),
     ];

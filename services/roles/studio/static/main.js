@@ -36,12 +36,26 @@ const history_ = new HistoryPanel();
 
 function renderIdentity() {
   const tenant = auth.tenant;
-  $("tenant-name").textContent = tenant ? tenant : auth.token ? "unknown tenant" : "not signed in";
-  $("sub-name").textContent = auth.subject ? auth.subject : auth.token ? "" : "paste a token";
-  const initials = (auth.subject || tenant || "?").replace(/[^A-Za-z0-9]/g, "").slice(0, 2).toUpperCase() || "?";
+  $("tenant-name").textContent = tenant
+    ? tenant
+    : auth.token
+      ? "unknown tenant"
+      : "not signed in";
+  $("sub-name").textContent = auth.subject
+    ? auth.subject
+    : auth.token
+      ? ""
+      : "paste a token";
+  const initials =
+    (auth.subject || tenant || "?")
+      .replace(/[^A-Za-z0-9]/g, "")
+      .slice(0, 2)
+      .toUpperCase() || "?";
   $("avatar").textContent = initials;
   $("identity").dataset.tenant = tenant || "";
-  $("identity").title = tenant ? `Tenant ${tenant}${auth.subject ? ` · ${auth.subject}` : ""} — change token` : "Paste a token";
+  $("identity").title = tenant
+    ? `Tenant ${tenant}${auth.subject ? ` · ${auth.subject}` : ""} — change token`
+    : "Paste a token";
 }
 
 function tokenDialog(message) {
@@ -50,9 +64,23 @@ function tokenDialog(message) {
         "div",
         { class: "muted small" },
         `Current: tenant ${auth.tenant ?? "?"}, ${auth.subject ?? "?"}`,
-        auth.claims?.exp ? ` · expires ${new Date(auth.claims.exp * 1000).toLocaleString()}` : "",
+        auth.claims?.exp
+          ? ` · expires ${new Date(auth.claims.exp * 1000).toLocaleString()}`
+          : "",
         " · ",
-        h("a", { href: "#", onClick: (e) => { e.preventDefault(); auth.clear(); closeModal(); tokenDialog(); } }, "Sign out"),
+        h(
+          "a",
+          {
+            href: "#",
+            onClick: (e) => {
+              e.preventDefault();
+              auth.clear();
+              closeModal();
+              tokenDialog();
+            },
+          },
+          "Sign out",
+        ),
       )
     : null;
   modal({
@@ -61,14 +89,23 @@ function tokenDialog(message) {
     text: message
       ? `${message} Paste a fresh token.`
       : "Paste a Loom token (JWT). `make run` prints a link that signs you in; `loom token --tenant T --sub U` mints one.",
-    fields: [{ name: "token", label: "Token", rows: 4, mono: true, placeholder: "eyJhbGciOi…" }],
+    fields: [
+      {
+        name: "token",
+        label: "Token",
+        rows: 4,
+        mono: true,
+        placeholder: "eyJhbGciOi…",
+      },
+    ],
     submitLabel: "Use token",
     cancelLabel: auth.token ? "Cancel" : null,
     extra: info,
     onSubmit: async ({ token }) => {
       if (!token) return "Paste a token first.";
       auth.set(token);
-      if (!auth.claims) return "That does not look like a JWT (three dot-separated parts).";
+      if (!auth.claims)
+        return "That does not look like a JWT (three dot-separated parts).";
       if (!auth.tenant) return "The token has no tenant_id claim.";
       if (auth.expired) return "That token has expired.";
       renderIdentity();
@@ -93,7 +130,8 @@ function renderHeader() {
   $("btn-run").disabled = !doc;
   $("btn-run-2").disabled = !doc;
   if (!doc) {
-    if (app.notFound) crumbs.append(h("span", { class: "crumb current" }, "Process not found"));
+    if (app.notFound)
+      crumbs.append(h("span", { class: "crumb current" }, "Process not found"));
     return;
   }
   crumbs.append(
@@ -101,19 +139,41 @@ function renderHeader() {
     h("span", { class: "sep" }, "/"),
     h("span", { class: "crumb", title: "App" }, doc.app || "—"),
     h("span", { class: "sep" }, "/"),
-    h("span", { class: "crumb current", id: "process-title" }, doc.name || "Untitled"),
+    h(
+      "span",
+      { class: "crumb current", id: "process-title" },
+      doc.name || "Untitled",
+    ),
   );
   if (doc.id && doc.latest) {
     const select = h(
       "select",
-      { class: "version", "aria-label": "Version", id: "version-select", onChange: (e) => openProcess(doc.id, { version: Number(e.target.value) }) },
-      ...Array.from({ length: doc.latest }, (_, i) => doc.latest - i).map((v) => h("option", { value: String(v) }, v === doc.latest ? `v${v} · latest` : `v${v}`)),
+      {
+        class: "version",
+        "aria-label": "Version",
+        id: "version-select",
+        onChange: (e) =>
+          openProcess(doc.id, { version: Number(e.target.value) }),
+      },
+      ...Array.from({ length: doc.latest }, (_, i) => doc.latest - i).map((v) =>
+        h(
+          "option",
+          { value: String(v) },
+          v === doc.latest ? `v${v} · latest` : `v${v}`,
+        ),
+      ),
     );
     select.value = String(doc.version ?? doc.latest);
     crumbs.append(select);
   }
-  if (doc.isNew) crumbs.append(h("span", { class: "dirty-dot", id: "dirty" }, "New · not saved"));
-  else if (doc.dirty) crumbs.append(h("span", { class: "dirty-dot", id: "dirty" }, "Unsaved changes"));
+  if (doc.isNew)
+    crumbs.append(
+      h("span", { class: "dirty-dot", id: "dirty" }, "New · not saved"),
+    );
+  else if (doc.dirty)
+    crumbs.append(
+      h("span", { class: "dirty-dot", id: "dirty" }, "Unsaved changes"),
+    );
 }
 
 function setConn(mode) {
@@ -121,13 +181,15 @@ function setConn(mode) {
   conn.hidden = !mode || mode === "idle";
   conn.dataset.mode = mode || "idle";
   conn.textContent = modeText(mode);
-  conn.title = {
-    live: "Receiving events over the WebSocket",
-    polling: "WebSocket down: polling /status every second while reconnecting",
-    connecting: "Opening the WebSocket",
-    done: "The execution has finished",
-    error: "The execution cannot be followed",
-  }[mode] ?? "";
+  conn.title =
+    {
+      live: "Receiving events over the WebSocket",
+      polling:
+        "WebSocket down: polling /status every second while reconnecting",
+      connecting: "Opening the WebSocket",
+      done: "The execution has finished",
+      error: "The execution cannot be followed",
+    }[mode] ?? "";
 }
 
 // ---------------------------------------------------------------------------- empty states
@@ -145,8 +207,23 @@ function renderEmpty() {
         { class: "empty-card not-found", "data-testid": "not-found" },
         h("div", { class: "empty-icon" }, typeIcon("fail", 24)),
         h("h2", {}, "Process not found"),
-        h("p", {}, "There is no process ", h("code", {}, app.notFound), auth.tenant ? ` in tenant “${auth.tenant}”.` : ".", " It may have been deleted, or it belongs to another tenant."),
-        h("div", { class: "empty-actions" }, h("button", { type: "button", class: "btn primary", onClick: newProcessDialog }, "+ New process")),
+        h(
+          "p",
+          {},
+          "There is no process ",
+          h("code", {}, app.notFound),
+          auth.tenant ? ` in tenant “${auth.tenant}”.` : ".",
+          " It may have been deleted, or it belongs to another tenant.",
+        ),
+        h(
+          "div",
+          { class: "empty-actions" },
+          h(
+            "button",
+            { type: "button", class: "btn primary", onClick: newProcessDialog },
+            "+ New process",
+          ),
+        ),
       ),
     );
     return;
@@ -158,8 +235,20 @@ function renderEmpty() {
       { class: "empty-card" },
       h("div", { class: "empty-icon" }, typeIcon("join", 24)),
       h("h2", {}, "Design a process"),
-      h("p", {}, "Open a process on the left, or create one: drag elements onto the canvas, connect their ports, save, and run it to watch every step live."),
-      h("div", { class: "empty-actions" }, h("button", { type: "button", class: "btn primary", onClick: newProcessDialog }, "+ New process")),
+      h(
+        "p",
+        {},
+        "Open a process on the left, or create one: drag elements onto the canvas, connect their ports, save, and run it to watch every step live.",
+      ),
+      h(
+        "div",
+        { class: "empty-actions" },
+        h(
+          "button",
+          { type: "button", class: "btn primary", onClick: newProcessDialog },
+          "+ New process",
+        ),
+      ),
     ),
   );
 }
@@ -169,9 +258,24 @@ function renderEmpty() {
 function renderPalette() {
   const root = clear($("palette"));
   const filter = $("palette-filter").value.trim().toLowerCase();
-  const types = app.catalog.list().filter((t) => !filter || t.type.includes(filter) || t.description.toLowerCase().includes(filter));
+  const types = app.catalog
+    .list()
+    .filter(
+      (t) =>
+        !filter ||
+        t.type.includes(filter) ||
+        t.description.toLowerCase().includes(filter),
+    );
   if (!types.length) {
-    root.append(h("div", { class: "tree-empty" }, app.catalog.list().length ? "No element matches." : "Loading element types…"));
+    root.append(
+      h(
+        "div",
+        { class: "tree-empty" },
+        app.catalog.list().length
+          ? "No element matches."
+          : "Loading element types…",
+      ),
+    );
     return;
   }
   for (const info of types) {
@@ -194,13 +298,24 @@ function renderPalette() {
       h(
         "span",
         { class: "pi-text" },
-        h("span", { class: "pi-name" }, info.type, info.sideEffects ? h("span", { class: "fx", title: "Has side effects" }, "EFFECT") : null),
+        h(
+          "span",
+          { class: "pi-name" },
+          info.type,
+          info.sideEffects
+            ? h("span", { class: "fx", title: "Has side effects" }, "EFFECT")
+            : null,
+        ),
         h("span", { class: "pi-desc" }, info.description),
       ),
     );
     item.style.setProperty("--type-color", typeColor(info.type));
-    item.querySelector(".pi-icon").style.setProperty("--type-color", typeColor(info.type));
-    item.addEventListener("pointerdown", (e) => startPaletteDrag(e, info.type, item));
+    item
+      .querySelector(".pi-icon")
+      .style.setProperty("--type-color", typeColor(info.type));
+    item.addEventListener("pointerdown", (e) =>
+      startPaletteDrag(e, info.type, item),
+    );
     root.append(item);
   }
 }
@@ -211,7 +326,8 @@ function startPaletteDrag(event, type, item) {
   const start = { x: event.clientX, y: event.clientY };
   let ghost = null;
   const move = (e) => {
-    if (!ghost && Math.hypot(e.clientX - start.x, e.clientY - start.y) < 4) return;
+    if (!ghost && Math.hypot(e.clientX - start.x, e.clientY - start.y) < 4)
+      return;
     if (!ghost) {
       ghost = item.cloneNode(true);
       ghost.classList.add("drag-ghost");
@@ -244,7 +360,10 @@ function addElementAt(type, position) {
     toast("Create or open a process first.", "warn");
     return;
   }
-  if (type === "trigger" && app.doc.thread.elements.some((e) => e.type === "trigger")) {
+  if (
+    type === "trigger" &&
+    app.doc.thread.elements.some((e) => e.type === "trigger")
+  ) {
     toast("A thread has exactly one trigger; this one already has it.", "warn");
   }
   const key = app.doc.addElement(type, position);
@@ -284,12 +403,21 @@ function onDocChange(what) {
   if (what.edited && app.errors.has(touched)) {
     app.errors.delete(touched);
     inspector.errors.delete(touched);
-    document.querySelectorAll(`.insp-error[data-error-for="${CSS.escape(touched)}"]`).forEach((n) => n.remove());
+    document
+      .querySelectorAll(`.insp-error[data-error-for="${CSS.escape(touched)}"]`)
+      .forEach((n) => n.remove());
     canvas.errors = new Map(app.errors);
   }
   canvas.render();
-  if (what.added || what.removed || what.connected || what.disconnected !== undefined || what.renamed) {
-    if (what.removed && canvas.selection?.key === what.removed) canvas.select(null);
+  if (
+    what.added ||
+    what.removed ||
+    what.connected ||
+    what.disconnected !== undefined ||
+    what.renamed
+  ) {
+    if (what.removed && canvas.selection?.key === what.removed)
+      canvas.select(null);
     else inspector.render();
   }
   renderHeader();
@@ -343,7 +471,12 @@ function confirmDiscard() {
 }
 
 async function openProcess(id, { version, force = false } = {}) {
-  if (!force && app.doc && app.doc.dirty && !(app.doc.id === id && version === undefined)) {
+  if (
+    !force &&
+    app.doc &&
+    app.doc.dirty &&
+    !(app.doc.id === id && version === undefined)
+  ) {
     if (!(await confirmDiscard())) {
       renderHeader();
       return;
@@ -352,9 +485,15 @@ async function openProcess(id, { version, force = false } = {}) {
   const query = version ? `?version=${encodeURIComponent(version)}` : "";
   let body;
   try {
-    body = await api("GET", `/api/v1/processes/${encodeURIComponent(id)}${query}`);
+    body = await api(
+      "GET",
+      `/api/v1/processes/${encodeURIComponent(id)}${query}`,
+    );
   } catch (err) {
-    if (err instanceof ApiError && (err.status === 404 || err.status === 422 || err.status === 400)) {
+    if (
+      err instanceof ApiError &&
+      (err.status === 404 || err.status === 422 || err.status === 400)
+    ) {
       showNotFound(id);
     } else if (!(err instanceof ApiError && err.status === 401)) {
       toast(`Could not open the process: ${err.message}`, "error");
@@ -367,7 +506,10 @@ async function openProcess(id, { version, force = false } = {}) {
     project: entry?.project.name,
     app: entry?.app.name,
     name: entry?.process.name,
-    latest: Math.max(entry?.process.version ?? 0, app.doc?.id === id ? app.doc.latest ?? 0 : 0),
+    latest: Math.max(
+      entry?.process.version ?? 0,
+      app.doc?.id === id ? (app.doc.latest ?? 0) : 0,
+    ),
   });
   const sameProcess = app.doc?.id === doc.id;
   setDoc(doc);
@@ -397,7 +539,12 @@ function showNotFound(id) {
 
 function setHash(processId) {
   const target = processId ? `#process=${encodeURIComponent(processId)}` : "";
-  if (location.hash !== target) history.replaceState(history.state, "", `${location.pathname}${location.search}${target}`);
+  if (location.hash !== target)
+    history.replaceState(
+      history.state,
+      "",
+      `${location.pathname}${location.search}${target}`,
+    );
 }
 
 async function newProcessDialog() {
@@ -410,13 +557,31 @@ async function newProcessDialog() {
     title: "New process",
     text: "Project and app are created the first time their name is used.",
     fields: [
-      { name: "project", label: "Project", value: project, placeholder: "e.g. Sales", list: projects },
-      { name: "app", label: "App", value: current?.app || navigator_.appNames(project)[0] || "", placeholder: "e.g. Leads", list: navigator_.appNames(project) },
-      { name: "name", label: "Process name", value: "", placeholder: "e.g. Qualify lead" },
+      {
+        name: "project",
+        label: "Project",
+        value: project,
+        placeholder: "e.g. Sales",
+        list: projects,
+      },
+      {
+        name: "app",
+        label: "App",
+        value: current?.app || navigator_.appNames(project)[0] || "",
+        placeholder: "e.g. Leads",
+        list: navigator_.appNames(project),
+      },
+      {
+        name: "name",
+        label: "Process name",
+        value: "",
+        placeholder: "e.g. Qualify lead",
+      },
     ],
     submitLabel: "Create",
     onSubmit: async (values) => {
-      if (!values.project || !values.app || !values.name) return "Project, app and name are all needed.";
+      if (!values.project || !values.app || !values.name)
+        return "Project, app and name are all needed.";
       stopWatching();
       runPanel.reset();
       setDoc(ProcessDoc.blank(values));
@@ -432,30 +597,56 @@ async function newProcessDialog() {
 // ---------------------------------------------------------------------------- save
 
 function detailOf(body, fallback) {
-  if (body && typeof body === "object" && typeof body.detail === "string") return body.detail;
+  if (body && typeof body === "object" && typeof body.detail === "string")
+    return body.detail;
   return fallback;
 }
 
 /** Which elements a refusal names: `key`, or a list of problems, else a key quoted in the text. */
 function problemsOf(body, fallback) {
   const problems = [];
-  const list = body?.problems ?? body?.errors ?? body?.extra?.problems ?? (Array.isArray(body?.extra) ? body.extra : null) ?? (Array.isArray(body?.detail) ? body.detail : null);
+  const list =
+    body?.problems ??
+    body?.errors ??
+    body?.extra?.problems ??
+    (Array.isArray(body?.extra) ? body.extra : null) ??
+    (Array.isArray(body?.detail) ? body.detail : null);
   if (Array.isArray(list)) {
     for (const p of list) {
-      if (p && typeof p === "object") problems.push({ key: p.key ?? p.element ?? p.element_key ?? null, detail: p.detail ?? p.message ?? p.msg ?? JSON.stringify(p) });
+      if (p && typeof p === "object")
+        problems.push({
+          key: p.key ?? p.element ?? p.element_key ?? null,
+          detail: p.detail ?? p.message ?? p.msg ?? JSON.stringify(p),
+        });
       else problems.push({ key: null, detail: String(p) });
     }
   }
   const top = {
-    key: body?.key ?? body?.element ?? body?.element_key ?? body?.extra?.key ?? body?.extra?.element ?? null,
+    key:
+      body?.key ??
+      body?.element ??
+      body?.element_key ??
+      body?.extra?.key ??
+      body?.extra?.element ??
+      null,
     detail: detailOf(body, fallback),
   };
   if (!problems.length) problems.push(top);
-  else if (top.key && !problems.some((p) => p.key === top.key)) problems.unshift(top);
-  const keys = app.doc ? app.doc.allElements().map((e) => e.key).sort((a, b) => b.length - a.length) : [];
+  else if (top.key && !problems.some((p) => p.key === top.key))
+    problems.unshift(top);
+  const keys = app.doc
+    ? app.doc
+        .allElements()
+        .map((e) => e.key)
+        .sort((a, b) => b.length - a.length)
+    : [];
   for (const p of problems) {
     if (p.key || !p.detail) continue;
-    const hit = keys.find((k) => [`'${k}'`, `"${k}"`, `\`${k}\``, `“${k}”`].some((q) => p.detail.includes(q)));
+    const hit = keys.find((k) =>
+      [`'${k}'`, `"${k}"`, `\`${k}\``, `“${k}”`].some((q) =>
+        p.detail.includes(q),
+      ),
+    );
     if (hit) p.key = hit;
   }
   return problems;
@@ -470,7 +661,10 @@ async function save() {
   }
   if (!doc.project || !doc.app || !doc.name) {
     canvas.select(null);
-    toast("Give the process a project, an app and a name (in the inspector).", "warn");
+    toast(
+      "Give the process a project, an app and a name (in the inspector).",
+      "warn",
+    );
     return false;
   }
   app.saving = true;
@@ -479,7 +673,12 @@ async function save() {
   try {
     let result;
     if (doc.isNew) result = await api("POST", "/api/v1/processes", body);
-    else result = await api("PUT", `/api/v1/processes/${encodeURIComponent(doc.id)}`, { ...body, expected_version: doc.latest ?? doc.version });
+    else
+      result = await api(
+        "PUT",
+        `/api/v1/processes/${encodeURIComponent(doc.id)}`,
+        { ...body, expected_version: doc.latest ?? doc.version },
+      );
     const wasNew = doc.isNew;
     doc.id = result?.process_id ?? result?.id ?? doc.id;
     doc.version = Number(result?.version ?? (doc.latest ?? 0) + 1);
@@ -500,14 +699,20 @@ async function save() {
     if (err instanceof ApiError && (err.status === 422 || err.status === 400)) {
       showRefusal(err);
     } else if (err instanceof ApiError && err.status === 409) {
-      const current = Number(err.body?.version ?? err.body?.latest_version ?? 0) || null;
+      const current =
+        Number(err.body?.version ?? err.body?.latest_version ?? 0) || null;
       banner({
         id: "conflict",
         kind: "error",
         title: "Someone saved this process in the meantime.",
         detail: `Your changes were not saved: you edited v${doc.latest}, but ${current ? `v${current}` : "a newer version"} is the latest now. Reload to get it (your changes will be lost), or keep editing.`,
         actions: [
-          { id: "reload", label: "Reload", primary: true, onClick: () => reloadLatest() },
+          {
+            id: "reload",
+            label: "Reload",
+            primary: true,
+            onClick: () => reloadLatest(),
+          },
           { id: "dismiss", label: "Keep editing", onClick: () => banner(null) },
         ],
       });
@@ -592,13 +797,16 @@ async function runProcess() {
   try {
     const body = { process_id: doc.id, input: input.value };
     if (doc.version) body.version = doc.version;
-    const result = await api("POST", "/api/v1/executions", body, { headers: { "Idempotency-Key": randomId() } });
+    const result = await api("POST", "/api/v1/executions", body, {
+      headers: { "Idempotency-Key": randomId() },
+    });
     const id = result?.execution_id ?? result?.id;
     if (!id) throw new Error("Loom did not answer an execution id.");
     watch(id);
     history_.load();
   } catch (err) {
-    if (!(err instanceof ApiError && err.status === 401)) toast(`Could not start: ${err.message}`, "error");
+    if (!(err instanceof ApiError && err.status === 401))
+      toast(`Could not start: ${err.message}`, "error");
   } finally {
     renderHeader();
   }
@@ -619,7 +827,11 @@ function watch(executionId) {
       // Events before the snapshot are not streamed: fetch them once for the log.
       backfilled = true;
       api("GET", `/api/v1/executions/${encodeURIComponent(executionId)}/events`)
-        .then((body) => app.watcher === watcher && runPanel.setEvents(listOf(body, "events")))
+        .then(
+          (body) =>
+            app.watcher === watcher &&
+            runPanel.setEvents(listOf(body, "events")),
+        )
         .catch(() => {});
     }
     app.liveRun = run;
@@ -634,7 +846,8 @@ function watch(executionId) {
     if (mode === "done") {
       api("GET", `/api/v1/executions/${encodeURIComponent(executionId)}/events`)
         .then((body) => {
-          if (app.watcher === watcher) runPanel.setEvents(listOf(body, "events"));
+          if (app.watcher === watcher)
+            runPanel.setEvents(listOf(body, "events"));
         })
         .catch(() => {});
       history_.load();
@@ -665,35 +878,55 @@ async function cancelExecution() {
 async function rerun(executionId, key) {
   if (!executionId || !key) return;
   try {
-    const result = await api("POST", `/api/v1/executions/${encodeURIComponent(executionId)}/rerun`, { from: key }, { headers: { "Idempotency-Key": randomId() } });
+    const result = await api(
+      "POST",
+      `/api/v1/executions/${encodeURIComponent(executionId)}/rerun`,
+      { from: key },
+      { headers: { "Idempotency-Key": randomId() } },
+    );
     const id = result?.execution_id ?? result?.id;
     if (!id) throw new Error("Loom did not answer an execution id.");
     toast(`Re-running from “${key}”.`, "success");
     watch(id);
     history_.load();
   } catch (err) {
-    if (err instanceof ApiError && (err.status === 404 || err.status === 405) && !err.body?.detail) toast("This server does not offer re-runs yet.", "warn");
-    else if (!(err instanceof ApiError && err.status === 401)) toast(`Could not re-run: ${err.message}`, "error");
+    if (
+      err instanceof ApiError &&
+      (err.status === 404 || err.status === 405) &&
+      !err.body?.detail
+    )
+      toast("This server does not offer re-runs yet.", "warn");
+    else if (!(err instanceof ApiError && err.status === 401))
+      toast(`Could not re-run: ${err.message}`, "error");
   }
 }
 
 function shownRun() {
-  if (app.tab === "history") return { run: history_.shownRun, label: history_.shownRun ? "history" : "" };
+  if (app.tab === "history")
+    return {
+      run: history_.shownRun,
+      label: history_.shownRun ? "history" : "",
+    };
   return { run: app.liveRun, label: app.liveRun ? "live" : "" };
 }
 
 function refreshOverlay() {
   const { run, label } = shownRun();
   canvas.setRun(run);
-  inspector.setRun(run, label === "history" && run ? `#${history_.selected?.seq ?? ""}` : label);
+  inspector.setRun(
+    run,
+    label === "history" && run ? `#${history_.selected?.seq ?? ""}` : label,
+  );
 }
 
 function switchTab(tab) {
   app.tab = tab;
-  for (const button of document.querySelectorAll(".tab")) button.classList.toggle("active", button.dataset.tab === tab);
+  for (const button of document.querySelectorAll(".tab"))
+    button.classList.toggle("active", button.dataset.tab === tab);
   $("panel-run").hidden = tab !== "run";
   $("panel-history").hidden = tab !== "history";
-  if (tab === "history" && history_.processId && !history_.items.length) history_.load();
+  if (tab === "history" && history_.processId && !history_.items.length)
+    history_.load();
   refreshOverlay();
 }
 
@@ -713,7 +946,8 @@ async function loadCatalog() {
   try {
     app.catalog = new Catalog(await api("GET", "/api/v1/element-types"));
   } catch (err) {
-    if (!(err instanceof ApiError && err.status === 401)) toast(`Could not load element types: ${err.message}`, "error");
+    if (!(err instanceof ApiError && err.status === 401))
+      toast(`Could not load element types: ${err.message}`, "error");
   }
   renderPalette();
 }
@@ -752,7 +986,8 @@ function wire() {
   $("zoom-out").addEventListener("click", () => canvas.zoomBy(1 / 1.2));
   $("zoom-fit").addEventListener("click", () => canvas.fit());
   $("run-input").addEventListener("input", () => readInput());
-  for (const button of document.querySelectorAll(".tab")) button.addEventListener("click", () => switchTab(button.dataset.tab));
+  for (const button of document.querySelectorAll(".tab"))
+    button.addEventListener("click", () => switchTab(button.dataset.tab));
 
   canvas.on("select", (selection) => {
     inspector.select(selection);
@@ -769,12 +1004,23 @@ function wire() {
     if (run?.execution_id) rerun(run.execution_id, key);
   });
   runPanel.on("cancel", cancelExecution);
-  runPanel.on("focus", (key) => key && app.doc?.element(key) && canvas.select({ kind: "node", key }));
+  runPanel.on(
+    "focus",
+    (key) =>
+      key && app.doc?.element(key) && canvas.select({ kind: "node", key }),
+  );
   history_.on("show", () => refreshOverlay());
   history_.on("rerun", ({ executionId, key }) => rerun(executionId, key));
-  history_.on("focus", (key) => key && app.doc?.element(key) && canvas.select({ kind: "node", key }));
+  history_.on(
+    "focus",
+    (key) =>
+      key && app.doc?.element(key) && canvas.select({ kind: "node", key }),
+  );
   history_.on("count", (n) => {
-    $("tab-history").replaceChildren("History", n ? h("span", { class: "count" }, String(n)) : "");
+    $("tab-history").replaceChildren(
+      "History",
+      n ? h("span", { class: "count" }, String(n)) : "",
+    );
   });
 
   document.addEventListener("keydown", (e) => {
@@ -821,7 +1067,11 @@ function wire() {
     e.preventDefault();
     const startY = e.clientY;
     const startH = $("bottom").getBoundingClientRect().height;
-    const move = (ev) => document.documentElement.style.setProperty("--bottom-h", `${Math.max(120, Math.min(window.innerHeight * 0.7, startH - (ev.clientY - startY)))}px`);
+    const move = (ev) =>
+      document.documentElement.style.setProperty(
+        "--bottom-h",
+        `${Math.max(120, Math.min(window.innerHeight * 0.7, startH - (ev.clientY - startY)))}px`,
+      );
     const up = () => {
       window.removeEventListener("pointermove", move);
       window.removeEventListener("pointerup", up);

@@ -8,7 +8,8 @@ const TERMINAL_TYPES = new Set(["end", "fail"]);
 
 function portName(port) {
   if (typeof port === "string") return port;
-  if (port && typeof port === "object") return port.name ?? port.port ?? port.key ?? null;
+  if (port && typeof port === "object")
+    return port.name ?? port.port ?? port.key ?? null;
   return null;
 }
 
@@ -21,23 +22,33 @@ export class Catalog {
     else if (body && typeof body === "object") {
       const wrapped = body.element_types ?? body.types ?? body.items;
       if (Array.isArray(wrapped)) list = wrapped;
-      else if (wrapped && typeof wrapped === "object") list = Object.entries(wrapped).map(([k, v]) => ({ type: k, ...v }));
-      else list = Object.entries(body).map(([k, v]) => ({ type: k, ...(v && typeof v === "object" ? v : {}) }));
+      else if (wrapped && typeof wrapped === "object")
+        list = Object.entries(wrapped).map(([k, v]) => ({ type: k, ...v }));
+      else
+        list = Object.entries(body).map(([k, v]) => ({
+          type: k,
+          ...(v && typeof v === "object" ? v : {}),
+        }));
     }
     for (const raw of list) {
       const type = raw.type ?? raw.name ?? raw.key;
       if (!type) continue;
       const declared = raw.ports ?? raw.output_ports ?? raw.outputs;
-      let ports = Array.isArray(declared) ? declared.map(portName).filter(Boolean) : null;
+      let ports = Array.isArray(declared)
+        ? declared.map(portName).filter(Boolean)
+        : null;
       if (!ports) ports = type === "condition" ? ["true", "false"] : ["out"];
       ports = ports.filter((p) => p !== ERROR_PORT);
       if (TERMINAL_TYPES.has(type)) ports = ports.filter((p) => p !== "out");
       this.types.set(type, {
         type,
         description: raw.description ?? raw.summary ?? "",
-        schema: raw.params_schema ?? raw.params ?? raw.schema ?? raw.parameters ?? {},
+        schema:
+          raw.params_schema ?? raw.params ?? raw.schema ?? raw.parameters ?? {},
         ports,
-        sideEffects: Boolean(raw.side_effects ?? raw.has_side_effects ?? raw.effects),
+        sideEffects: Boolean(
+          raw.side_effects ?? raw.has_side_effects ?? raw.effects,
+        ),
         hasInput: type !== "trigger",
       });
     }
@@ -70,7 +81,11 @@ export class Catalog {
 function cleanElement(raw) {
   const element = { key: String(raw.key), type: String(raw.type) };
   if (raw.name) element.name = String(raw.name);
-  if (raw.params && typeof raw.params === "object" && Object.keys(raw.params).length) {
+  if (
+    raw.params &&
+    typeof raw.params === "object" &&
+    Object.keys(raw.params).length
+  ) {
     element.params = structuredClone(raw.params);
   }
   const pos = raw.position;
@@ -97,7 +112,8 @@ function cleanThread(raw, index) {
 }
 
 function nameOf(value) {
-  if (value && typeof value === "object") return value.name ?? value.title ?? "";
+  if (value && typeof value === "object")
+    return value.name ?? value.title ?? "";
   return value ?? "";
 }
 
@@ -130,7 +146,9 @@ export class ProcessDoc extends Emitter {
       {
         key: "main",
         name: "Main",
-        elements: [{ key: "start", type: "trigger", position: { x: 80, y: 200 } }],
+        elements: [
+          { key: "start", type: "trigger", position: { x: 80, y: 200 } },
+        ],
         connections: [],
       },
     ];
@@ -141,24 +159,42 @@ export class ProcessDoc extends Emitter {
   /** Build from `GET /api/v1/processes/{id}`, tolerant of the definition being nested. */
   static fromServer(body, fallback = {}) {
     const doc = new ProcessDoc();
-    const def = body.definition && typeof body.definition === "object" ? body.definition : body;
+    const def =
+      body.definition && typeof body.definition === "object"
+        ? body.definition
+        : body;
     doc.id = body.process_id ?? body.id ?? fallback.id ?? null;
     doc.version = body.version ?? def.version ?? null;
     doc.latest = Math.max(
       Number(body.latest_version ?? body.current_version ?? 0),
-      ...(Array.isArray(body.versions) ? body.versions.map((v) => Number(v?.version ?? v) || 0) : [0]),
+      ...(Array.isArray(body.versions)
+        ? body.versions.map((v) => Number(v?.version ?? v) || 0)
+        : [0]),
       Number(doc.version ?? 0),
       Number(fallback.latest ?? 0),
     );
-    doc.project = nameOf(body.project ?? def.project ?? body.project_name) || fallback.project || "";
-    doc.app = nameOf(body.app ?? def.app ?? body.app_name) || fallback.app || "";
+    doc.project =
+      nameOf(body.project ?? def.project ?? body.project_name) ||
+      fallback.project ||
+      "";
+    doc.app =
+      nameOf(body.app ?? def.app ?? body.app_name) || fallback.app || "";
     doc.name = nameOf(body.name ?? def.name) || fallback.name || "";
     doc.threads = (def.threads ?? body.threads ?? []).map(cleanThread);
-    if (!doc.threads.length) doc.threads = [{ key: "main", name: "Main", elements: [], connections: [] }];
-    for (const field of ["created_at", "created_by", "modified_at", "modified_by"]) {
+    if (!doc.threads.length)
+      doc.threads = [
+        { key: "main", name: "Main", elements: [], connections: [] },
+      ];
+    for (const field of [
+      "created_at",
+      "created_by",
+      "modified_at",
+      "modified_by",
+    ]) {
       doc.audit[field] = body[field] ?? def[field] ?? null;
     }
-    doc.projectId = body.project_id ?? body.project?.project_id ?? body.project?.id ?? null;
+    doc.projectId =
+      body.project_id ?? body.project?.project_id ?? body.project?.id ?? null;
     doc.appId = body.app_id ?? body.app?.app_id ?? body.app?.id ?? null;
     return doc;
   }
@@ -180,7 +216,9 @@ export class ProcessDoc extends Emitter {
   }
 
   threadOf(key) {
-    return this.threads.find((t) => t.elements.some((e) => e.key === key)) ?? null;
+    return (
+      this.threads.find((t) => t.elements.some((e) => e.key === key)) ?? null
+    );
   }
 
   markDirty() {
@@ -197,7 +235,10 @@ export class ProcessDoc extends Emitter {
 
   newKey(type) {
     const taken = new Set(this.allElements().map((e) => e.key));
-    const base = type === "trigger" ? "start" : String(type).replace(/[^A-Za-z0-9_]/g, "_") || "element";
+    const base =
+      type === "trigger"
+        ? "start"
+        : String(type).replace(/[^A-Za-z0-9_]/g, "_") || "element";
     if (!taken.has(base) && type === "trigger") return base;
     for (let i = 1; ; i += 1) {
       const candidate = `${base}_${i}`;
@@ -207,7 +248,11 @@ export class ProcessDoc extends Emitter {
 
   addElement(type, position) {
     const key = this.newKey(type);
-    const element = { key, type, position: { x: Math.round(position.x), y: Math.round(position.y) } };
+    const element = {
+      key,
+      type,
+      position: { x: Math.round(position.x), y: Math.round(position.y) },
+    };
     this.thread.elements.push(element);
     this.changed({ added: key });
     return key;
@@ -225,7 +270,9 @@ export class ProcessDoc extends Emitter {
     const thread = this.threadOf(key);
     if (!thread) return;
     thread.elements = thread.elements.filter((e) => e.key !== key);
-    thread.connections = thread.connections.filter((c) => c.source !== key && c.target !== key);
+    thread.connections = thread.connections.filter(
+      (c) => c.source !== key && c.target !== key,
+    );
     this.changed({ removed: key });
   }
 
@@ -233,12 +280,17 @@ export class ProcessDoc extends Emitter {
   connect(source, port, target, catalog) {
     if (source === target) return "An element cannot connect to itself.";
     const thread = this.threadOf(source);
-    if (!thread || thread !== this.threadOf(target)) return "Both ends must be in the same thread.";
+    if (!thread || thread !== this.threadOf(target))
+      return "Both ends must be in the same thread.";
     const targetEl = this.element(target);
-    if (targetEl && catalog && !catalog.get(targetEl.type).hasInput) return "A trigger has no input.";
+    if (targetEl && catalog && !catalog.get(targetEl.type).hasInput)
+      return "A trigger has no input.";
     const sourcePort = port && port !== "out" ? port : undefined;
     const exists = thread.connections.some(
-      (c) => c.source === source && c.target === target && (c.source_port ?? "out") === (sourcePort ?? "out"),
+      (c) =>
+        c.source === source &&
+        c.target === target &&
+        (c.source_port ?? "out") === (sourcePort ?? "out"),
     );
     if (exists) return "These are already connected.";
     const connection = { source, target };
@@ -258,8 +310,10 @@ export class ProcessDoc extends Emitter {
   /** Rename an element's key (and every connection naming it); answers an error or null. */
   renameKey(oldKey, newKey) {
     if (oldKey === newKey) return null;
-    if (!KEY_PATTERN.test(newKey)) return "Keys are 1–128 letters, digits or _ . : - (not starting with . : -).";
-    if (this.element(newKey)) return `Another element already has the key “${newKey}”.`;
+    if (!KEY_PATTERN.test(newKey))
+      return "Keys are 1–128 letters, digits or _ . : - (not starting with . : -).";
+    if (this.element(newKey))
+      return `Another element already has the key “${newKey}”.`;
     const element = this.element(oldKey);
     if (!element) return "No such element.";
     element.key = newKey;
@@ -312,8 +366,12 @@ export class ProcessDoc extends Emitter {
       const missing = thread.elements.filter((e) => !e.position);
       if (!missing.length) continue;
       const depth = new Map();
-      const roots = thread.elements.filter((e) => e.type === "trigger").map((e) => e.key);
-      const queue = roots.length ? [...roots] : [thread.elements[0]?.key].filter(Boolean);
+      const roots = thread.elements
+        .filter((e) => e.type === "trigger")
+        .map((e) => e.key);
+      const queue = roots.length
+        ? [...roots]
+        : [thread.elements[0]?.key].filter(Boolean);
       for (const key of queue) depth.set(key, 0);
       while (queue.length) {
         const key = queue.shift();

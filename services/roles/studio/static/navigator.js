@@ -4,13 +4,26 @@ import { api, listOf } from "./api.js";
 import { clear, Emitter, h, s, svgFragment } from "./util.js";
 
 function icon(markup) {
-  const node = s("svg", { viewBox: "0 0 24 24", width: 15, height: 15, fill: "none", stroke: "currentColor", "stroke-width": 2, "stroke-linecap": "round", "stroke-linejoin": "round", "aria-hidden": "true" });
+  const node = s("svg", {
+    viewBox: "0 0 24 24",
+    width: 15,
+    height: 15,
+    fill: "none",
+    stroke: "currentColor",
+    "stroke-width": 2,
+    "stroke-linecap": "round",
+    "stroke-linejoin": "round",
+    "aria-hidden": "true",
+  });
   node.append(...svgFragment(markup));
   return node;
 }
-const FOLDER = '<path d="M3 7a2 2 0 0 1 2-2h4l2 2h8a2 2 0 0 1 2 2v8a2 2 0 0 1-2 2H5a2 2 0 0 1-2-2z"/>';
-const APP = '<rect x="3" y="3" width="7" height="7" rx="1.5"/><rect x="14" y="3" width="7" height="7" rx="1.5"/><rect x="3" y="14" width="7" height="7" rx="1.5"/><rect x="14" y="14" width="7" height="7" rx="1.5"/>';
-const FLOW = '<circle cx="5" cy="6" r="2.2"/><circle cx="19" cy="6" r="2.2"/><circle cx="12" cy="18" r="2.2"/><path d="M7.2 6h9.6M6.2 8l4.6 8M17.8 8l-4.6 8"/>';
+const FOLDER =
+  '<path d="M3 7a2 2 0 0 1 2-2h4l2 2h8a2 2 0 0 1 2 2v8a2 2 0 0 1-2 2H5a2 2 0 0 1-2-2z"/>';
+const APP =
+  '<rect x="3" y="3" width="7" height="7" rx="1.5"/><rect x="14" y="3" width="7" height="7" rx="1.5"/><rect x="3" y="14" width="7" height="7" rx="1.5"/><rect x="14" y="14" width="7" height="7" rx="1.5"/>';
+const FLOW =
+  '<circle cx="5" cy="6" r="2.2"/><circle cx="19" cy="6" r="2.2"/><circle cx="12" cy="18" r="2.2"/><path d="M7.2 6h9.6M6.2 8l4.6 8M17.8 8l-4.6 8"/>';
 
 function nameOf(value) {
   if (value && typeof value === "object") return value.name ?? "";
@@ -28,7 +41,13 @@ export function normalizeProjects(body) {
       processes: listOf(a.processes ?? [], "processes").map((pr) => ({
         id: pr.process_id ?? pr.id,
         name: nameOf(pr.name) || "(unnamed process)",
-        version: Number(pr.version ?? pr.latest_version ?? pr.current_version ?? (Array.isArray(pr.versions) ? pr.versions.length : 0)) || null,
+        version:
+          Number(
+            pr.version ??
+              pr.latest_version ??
+              pr.current_version ??
+              (Array.isArray(pr.versions) ? pr.versions.length : 0),
+          ) || null,
         modified_at: pr.modified_at ?? null,
       })),
     })),
@@ -55,11 +74,15 @@ export class Navigator extends Emitter {
       ]);
       this.projects = normalizeProjects(tree);
       const latest = new Map(
-        listOf(processes, "processes").map((p) => [p.process_id ?? p.id, Number(p.latest_version ?? p.version ?? 0) || null]),
+        listOf(processes, "processes").map((p) => [
+          p.process_id ?? p.id,
+          Number(p.latest_version ?? p.version ?? 0) || null,
+        ]),
       );
       for (const project of this.projects) {
         for (const app of project.apps) {
-          for (const process of app.processes) process.version = latest.get(process.id) ?? process.version;
+          for (const process of app.processes)
+            process.version = latest.get(process.id) ?? process.version;
         }
       }
       this.error = null;
@@ -99,11 +122,23 @@ export class Navigator extends Emitter {
       return;
     }
     if (this.error) {
-      this.root.append(h("div", { class: "tree-empty" }, `Could not load processes: ${this.error}`));
+      this.root.append(
+        h(
+          "div",
+          { class: "tree-empty" },
+          `Could not load processes: ${this.error}`,
+        ),
+      );
       return;
     }
     if (!this.projects.length) {
-      this.root.append(h("div", { class: "tree-empty" }, "No processes yet. Create one with “New process”."));
+      this.root.append(
+        h(
+          "div",
+          { class: "tree-empty" },
+          "No processes yet. Create one with “New process”.",
+        ),
+      );
       return;
     }
     for (const project of this.projects) {
@@ -112,7 +147,13 @@ export class Navigator extends Emitter {
       this.root.append(
         h(
           "button",
-          { type: "button", class: `tree-row project ${pOpen ? "open" : ""}`, role: "treeitem", "aria-expanded": String(pOpen), onClick: () => this._toggle(pKey) },
+          {
+            type: "button",
+            class: `tree-row project ${pOpen ? "open" : ""}`,
+            role: "treeitem",
+            "aria-expanded": String(pOpen),
+            onClick: () => this._toggle(pKey),
+          },
           h("span", { class: "chev" }, "▶"),
           h("span", { class: "tree-icon" }, icon(FOLDER)),
           h("span", { class: "label", title: project.name }, project.name),
@@ -125,7 +166,13 @@ export class Navigator extends Emitter {
         this.root.append(
           h(
             "button",
-            { type: "button", class: `tree-row app-row ${aOpen ? "open" : ""}`, role: "treeitem", "aria-expanded": String(aOpen), onClick: () => this._toggle(aKey) },
+            {
+              type: "button",
+              class: `tree-row app-row ${aOpen ? "open" : ""}`,
+              role: "treeitem",
+              "aria-expanded": String(aOpen),
+              onClick: () => this._toggle(aKey),
+            },
             h("span", { class: "chev" }, "▶"),
             h("span", { class: "tree-icon" }, icon(APP)),
             h("span", { class: "label", title: app.name }, app.name),
@@ -142,11 +189,20 @@ export class Navigator extends Emitter {
                 role: "treeitem",
                 "data-process-id": process.id,
                 title: `${project.name} / ${app.name} / ${process.name}`,
-                onClick: () => this.emit("open", { id: process.id, project: project.name, app: app.name, name: process.name, latest: process.version }),
+                onClick: () =>
+                  this.emit("open", {
+                    id: process.id,
+                    project: project.name,
+                    app: app.name,
+                    name: process.name,
+                    latest: process.version,
+                  }),
               },
               h("span", { class: "tree-icon" }, icon(FLOW)),
               h("span", { class: "label" }, process.name),
-              process.version ? h("span", { class: "vpill" }, `v${process.version}`) : null,
+              process.version
+                ? h("span", { class: "vpill" }, `v${process.version}`)
+                : null,
             ),
           );
         }
@@ -166,6 +222,8 @@ export class Navigator extends Emitter {
 
   appNames(projectName) {
     const project = this.projects.find((p) => p.name === projectName);
-    return project ? project.apps.map((a) => a.name) : [...new Set(this.projects.flatMap((p) => p.apps.map((a) => a.name)))];
+    return project
+      ? project.apps.map((a) => a.name)
+      : [...new Set(this.projects.flatMap((p) => p.apps.map((a) => a.name)))];
   }
 }

@@ -6,7 +6,11 @@ import { api, ApiError, wsUrl } from "./api.js";
 import { Emitter } from "./util.js";
 
 export const TERMINAL_STATUSES = new Set(["completed", "failed", "cancelled"]);
-export const TERMINAL_EVENTS = new Set(["ExecutionCompleted", "ExecutionFailed", "ExecutionCancelled"]);
+export const TERMINAL_EVENTS = new Set([
+  "ExecutionCompleted",
+  "ExecutionFailed",
+  "ExecutionCancelled",
+]);
 
 function normalizeNode(raw) {
   if (typeof raw === "string") return { state: raw };
@@ -20,9 +24,11 @@ export function fromStatus(status, executionId) {
   const nodes = {};
   const rawNodes = status?.nodes ?? status?.elements ?? {};
   if (Array.isArray(rawNodes)) {
-    for (const n of rawNodes) if (n?.key ?? n?.element) nodes[n.key ?? n.element] = normalizeNode(n);
+    for (const n of rawNodes)
+      if (n?.key ?? n?.element) nodes[n.key ?? n.element] = normalizeNode(n);
   } else {
-    for (const [key, value] of Object.entries(rawNodes)) nodes[key] = normalizeNode(value);
+    for (const [key, value] of Object.entries(rawNodes))
+      nodes[key] = normalizeNode(value);
   }
   return {
     execution_id: status?.execution_id ?? status?.id ?? executionId ?? null,
@@ -40,13 +46,23 @@ export function fromStatus(status, executionId) {
 }
 
 export function emptyRun(executionId) {
-  return fromStatus({ execution_id: executionId, status: "pending", nodes: {}, position: 0 }, executionId);
+  return fromStatus(
+    { execution_id: executionId, status: "pending", nodes: {}, position: 0 },
+    executionId,
+  );
 }
 
 /** The element an event concerns, wherever the message or audit row puts it. */
 export function elementOf(event) {
   const data = event?.data && typeof event.data === "object" ? event.data : {};
-  return event?.element ?? data.element ?? data.key ?? data.node ?? data.element_key ?? null;
+  return (
+    event?.element ??
+    data.element ??
+    data.key ??
+    data.node ??
+    data.element_key ??
+    null
+  );
 }
 
 /** Fold one event into `run` (mutating it). Answers true if it changed anything. */
@@ -118,7 +134,8 @@ export function applyEvent(run, event) {
     case "ExecutionCancelled":
       run.status = "cancelled";
       run.completed_at = at;
-      for (const n of Object.values(run.nodes)) if (n.state === "running") n.state = "cancelled";
+      for (const n of Object.values(run.nodes))
+        if (n.state === "running") n.state = "cancelled";
       break;
     default:
       if (event?.seq) run.position = Math.max(run.position, Number(event.seq));
@@ -205,7 +222,9 @@ export class ExecutionWatcher extends Emitter {
     if (this.mode !== "polling") this._setMode("connecting");
     let ws;
     try {
-      ws = new WebSocket(wsUrl(`/ws/executions/${encodeURIComponent(this.id)}`));
+      ws = new WebSocket(
+        wsUrl(`/ws/executions/${encodeURIComponent(this.id)}`),
+      );
     } catch {
       this._lost(null);
       return;
@@ -215,7 +234,8 @@ export class ExecutionWatcher extends Emitter {
     // A socket that opens but sends no snapshot is as good as none: poll meanwhile.
     clearTimeout(this.snapshotTimer);
     this.snapshotTimer = setTimeout(() => {
-      if (!gotSnapshot && this.ws === ws && !this.finished) this._startPolling();
+      if (!gotSnapshot && this.ws === ws && !this.finished)
+        this._startPolling();
     }, this.snapshotTimeoutMs);
     ws.onmessage = (message) => {
       if (this.ws !== ws) return;
@@ -256,7 +276,10 @@ export class ExecutionWatcher extends Emitter {
     const code = event?.code;
     if (code === 4404) {
       this._setMode("error");
-      this.emit("problem", "This execution was not found (or belongs to another tenant).");
+      this.emit(
+        "problem",
+        "This execution was not found (or belongs to another tenant).",
+      );
       this._clearTimers();
       return;
     }
@@ -288,13 +311,19 @@ export class ExecutionWatcher extends Emitter {
     if (this.polling || this.stopped) return;
     this.polling = true;
     try {
-      const status = await api("GET", `/api/v1/executions/${encodeURIComponent(this.id)}/status`);
+      const status = await api(
+        "GET",
+        `/api/v1/executions/${encodeURIComponent(this.id)}/status`,
+      );
       if (!this.stopped) this._applySnapshot(status);
     } catch (err) {
       if (err instanceof ApiError && err.status === 404) {
         this._clearTimers();
         this._setMode("error");
-        this.emit("problem", "This execution was not found (or belongs to another tenant).");
+        this.emit(
+          "problem",
+          "This execution was not found (or belongs to another tenant).",
+        );
       }
     } finally {
       this.polling = false;
@@ -309,8 +338,10 @@ export class ExecutionWatcher extends Emitter {
     for (const [key, node] of Object.entries(next.nodes)) {
       const old = this.run.nodes[key];
       if (!old) continue;
-      if (node.port === undefined && old.port !== undefined) node.port = old.port;
-      if (node.input === undefined && old.input !== undefined) node.input = old.input;
+      if (node.port === undefined && old.port !== undefined)
+        node.port = old.port;
+      if (node.input === undefined && old.input !== undefined)
+        node.input = old.input;
     }
     this.run = next;
     this.emit("update", this.run);
@@ -321,7 +352,10 @@ export class ExecutionWatcher extends Emitter {
     if (!msg || typeof msg !== "object") return;
     const seq = Number(msg.seq);
     if (Number.isFinite(seq) && seq <= this.run.position) return; // already folded in
-    const gap = Number.isFinite(seq) && this.run.position > 0 && seq > this.run.position + 1;
+    const gap =
+      Number.isFinite(seq) &&
+      this.run.position > 0 &&
+      seq > this.run.position + 1;
     applyEvent(this.run, msg);
     this.emit("event", msg);
     this.emit("update", this.run);

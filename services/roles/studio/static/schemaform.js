@@ -6,8 +6,20 @@
 
 import { h } from "./util.js";
 
-const CEL_NAMES = new Set(["expression", "condition", "when", "predicate", "filter"]);
-const PROSE_NAMES = new Set(["prompt", "system_prompt", "message", "description", "template"]);
+const CEL_NAMES = new Set([
+  "expression",
+  "condition",
+  "when",
+  "predicate",
+  "filter",
+]);
+const PROSE_NAMES = new Set([
+  "prompt",
+  "system_prompt",
+  "message",
+  "description",
+  "template",
+]);
 
 /** Follow `$ref`s (local `#/$defs/…` or `#/definitions/…`) against `root`. */
 export function deref(schema, root, depth = 0) {
@@ -16,7 +28,11 @@ export function deref(schema, root, depth = 0) {
     const target = schema.$ref
       .slice(2)
       .split("/")
-      .reduce((node, part) => (node ? node[part.replace(/~1/g, "/").replace(/~0/g, "~")] : undefined), root);
+      .reduce(
+        (node, part) =>
+          node ? node[part.replace(/~1/g, "/").replace(/~0/g, "~")] : undefined,
+        root,
+      );
     const { $ref, ...rest } = schema;
     return deref({ ...(target || {}), ...rest }, root, depth + 1);
   }
@@ -46,13 +62,24 @@ function unwrapNullable(schema, root) {
 
 export function kindOf(name, schema, root, context = {}) {
   const { node } = unwrapNullable(schema, root);
-  if (Array.isArray(node.enum) && node.enum.every((v) => typeof v === "string" || typeof v === "number")) return "enum";
+  if (
+    Array.isArray(node.enum) &&
+    node.enum.every((v) => typeof v === "string" || typeof v === "number")
+  )
+    return "enum";
   if (node.const !== undefined) return "json";
   if (node.anyOf || node.oneOf || Array.isArray(node.type)) return "json";
   switch (node.type) {
     case "string": {
-      const hint = `${node.format ?? ""} ${node.description ?? ""} ${node["x-language"] ?? ""}`.toLowerCase();
-      if (node.format === "cel" || node["x-cel"] || CEL_NAMES.has(name) || hint.includes("cel")) return "cel";
+      const hint =
+        `${node.format ?? ""} ${node.description ?? ""} ${node["x-language"] ?? ""}`.toLowerCase();
+      if (
+        node.format === "cel" ||
+        node["x-cel"] ||
+        CEL_NAMES.has(name) ||
+        hint.includes("cel")
+      )
+        return "cel";
       if (PROSE_NAMES.has(name) || (node.maxLength ?? 0) > 200) return "text";
       return "string";
     }
@@ -63,7 +90,9 @@ export function kindOf(name, schema, root, context = {}) {
     case "boolean":
       return "boolean";
     case "object": {
-      const additional = node.additionalProperties ? deref(node.additionalProperties, root) : null;
+      const additional = node.additionalProperties
+        ? deref(node.additionalProperties, root)
+        : null;
       const props = node.properties && Object.keys(node.properties).length;
       if (!props && additional && additional.type === "string") return "map";
       if (props && (context.depth ?? 0) < 2) return "group";
@@ -99,25 +128,44 @@ export function schemaForm(schema, value, onChange, options = {}) {
 
   if (!names.length) {
     if (top.type === "object" && top.additionalProperties === false) {
-      container.append(h("p", { class: "muted small" }, "This element has no parameters."));
+      container.append(
+        h("p", { class: "muted small" }, "This element has no parameters."),
+      );
       return container;
     }
-    container.append(jsonField("params", params, (v) => {
-      for (const k of Object.keys(params)) delete params[k];
-      Object.assign(params, v ?? {});
-      emit();
-    }));
+    container.append(
+      jsonField("params", params, (v) => {
+        for (const k of Object.keys(params)) delete params[k];
+        Object.assign(params, v ?? {});
+        emit();
+      }),
+    );
     return container;
   }
   const required = new Set(top.required ?? []);
   for (const name of names) {
     container.append(
-      field(name, properties[name], root, params[name], required.has(name), (v) => {
-        if (isEmpty(v) || (typeof v === "object" && !Array.isArray(v) && v && !Object.keys(v).length && !required.has(name))) {
-          delete params[name];
-        } else params[name] = v;
-        emit();
-      }, { ...options, depth: 0 }),
+      field(
+        name,
+        properties[name],
+        root,
+        params[name],
+        required.has(name),
+        (v) => {
+          if (
+            isEmpty(v) ||
+            (typeof v === "object" &&
+              !Array.isArray(v) &&
+              v &&
+              !Object.keys(v).length &&
+              !required.has(name))
+          ) {
+            delete params[name];
+          } else params[name] = v;
+          emit();
+        },
+        { ...options, depth: 0 },
+      ),
     );
   }
   // Params the schema does not describe are kept and shown, so nothing is lost.
@@ -125,11 +173,16 @@ export function schemaForm(schema, value, onChange, options = {}) {
   if (unknown.length) {
     const extra = Object.fromEntries(unknown.map((k) => [k, params[k]]));
     container.append(
-      jsonField("other params", extra, (v) => {
-        for (const k of unknown) delete params[k];
-        Object.assign(params, v ?? {});
-        emit();
-      }, "Not in this type's schema"),
+      jsonField(
+        "other params",
+        extra,
+        (v) => {
+          for (const k of unknown) delete params[k];
+          Object.assign(params, v ?? {});
+          emit();
+        },
+        "Not in this type's schema",
+      ),
     );
   }
   return container;
@@ -141,9 +194,13 @@ function labelFor(name, schema, required, root) {
     "div",
     { class: "field-label" },
     h("label", { class: "field-name" }, humanize(name)),
-    required ? h("span", { class: "req", title: "required" }, "required") : null,
+    required
+      ? h("span", { class: "req", title: "required" }, "required")
+      : null,
     h("code", { class: "field-key" }, name),
-    node.description ? h("div", { class: "field-help" }, node.description) : null,
+    node.description
+      ? h("div", { class: "field-help" }, node.description)
+      : null,
   );
 }
 
@@ -151,7 +208,10 @@ function field(name, schema, root, value, required, set, options) {
   const kind = kindOf(name, schema, root, options);
   const { node } = unwrapNullable(schema, root);
   const wrap = h("div", { class: `field field-${kind}`, "data-field": name });
-  const placeholder = node.default !== undefined && node.default !== null ? String(node.default) : node.examples?.[0] ?? "";
+  const placeholder =
+    node.default !== undefined && node.default !== null
+      ? String(node.default)
+      : (node.examples?.[0] ?? "");
   switch (kind) {
     case "cel":
     case "text": {
@@ -161,12 +221,22 @@ function field(name, schema, root, value, required, set, options) {
         rows: kind === "cel" ? 3 : 5,
         spellcheck: "false",
         "data-param": name,
-        placeholder: kind === "cel" ? placeholder || "CEL, e.g. input.amount > 100" : placeholder,
+        placeholder:
+          kind === "cel"
+            ? placeholder || "CEL, e.g. input.amount > 100"
+            : placeholder,
         value: value ?? "",
         onInput: (e) => set(e.target.value),
       });
       wrap.append(area);
-      if (kind === "cel") wrap.append(h("div", { class: "field-hint" }, "CEL · input, execution.input, nodes.<key>.output"));
+      if (kind === "cel")
+        wrap.append(
+          h(
+            "div",
+            { class: "field-hint" },
+            "CEL · input, execution.input, nodes.<key>.output",
+          ),
+        );
       break;
     }
     case "string": {
@@ -200,7 +270,8 @@ function field(name, schema, root, value, required, set, options) {
           onInput: (e) => {
             const raw = e.target.value;
             if (raw === "") return set(undefined);
-            const num = kind === "integer" ? Number.parseInt(raw, 10) : Number(raw);
+            const num =
+              kind === "integer" ? Number.parseInt(raw, 10) : Number(raw);
             if (!Number.isNaN(num)) set(num);
           },
         }),
@@ -214,18 +285,42 @@ function field(name, schema, root, value, required, set, options) {
         checked: value ?? node.default ?? false,
         onChange: (e) => set(e.target.checked),
       });
-      wrap.append(h("label", { class: "toggle" }, input, h("span", { class: "toggle-track" }), h("span", {}, humanize(name))));
-      if (node.description) wrap.append(h("div", { class: "field-help" }, node.description));
+      wrap.append(
+        h(
+          "label",
+          { class: "toggle" },
+          input,
+          h("span", { class: "toggle-track" }),
+          h("span", {}, humanize(name)),
+        ),
+      );
+      if (node.description)
+        wrap.append(h("div", { class: "field-help" }, node.description));
       break;
     }
     case "enum": {
       wrap.append(labelFor(name, schema, required, root));
-      const blank = node.default !== undefined && node.default !== null ? `default (${node.default})` : required ? "choose…" : "—";
+      const blank =
+        node.default !== undefined && node.default !== null
+          ? `default (${node.default})`
+          : required
+            ? "choose…"
+            : "—";
       const select = h(
         "select",
-        { "data-param": name, onChange: (e) => set(e.target.value === "" ? undefined : coerceEnum(e.target.value, node.enum)) },
+        {
+          "data-param": name,
+          onChange: (e) =>
+            set(
+              e.target.value === ""
+                ? undefined
+                : coerceEnum(e.target.value, node.enum),
+            ),
+        },
         h("option", { value: "" }, blank),
-        ...node.enum.map((opt) => h("option", { value: String(opt) }, String(opt))),
+        ...node.enum.map((opt) =>
+          h("option", { value: String(opt) }, String(opt)),
+        ),
       );
       select.value = value === undefined || value === null ? "" : String(value);
       wrap.append(select);
@@ -236,17 +331,39 @@ function field(name, schema, root, value, required, set, options) {
       wrap.append(mapEditor(name, value, set, options.celMaps?.includes(name)));
       break;
     case "group": {
-      const inner = value && typeof value === "object" ? structuredClone(value) : {};
-      const details = h("details", { class: "field-group", open: value ? true : undefined });
-      details.append(h("summary", {}, h("span", {}, humanize(name)), h("code", { class: "field-key" }, name), value ? null : h("span", { class: "muted small" }, "not set")));
+      const inner =
+        value && typeof value === "object" ? structuredClone(value) : {};
+      const details = h("details", {
+        class: "field-group",
+        open: value ? true : undefined,
+      });
+      details.append(
+        h(
+          "summary",
+          {},
+          h("span", {}, humanize(name)),
+          h("code", { class: "field-key" }, name),
+          value ? null : h("span", { class: "muted small" }, "not set"),
+        ),
+      );
       const props = node.properties ?? {};
       for (const sub of Object.keys(props)) {
         details.append(
-          field(sub, props[sub], root, inner[sub], false, (v) => {
-            if (isEmpty(v)) delete inner[sub];
-            else inner[sub] = v;
-            set(Object.keys(inner).length ? structuredClone(inner) : undefined);
-          }, { ...options, depth: (options.depth ?? 0) + 1 }),
+          field(
+            sub,
+            props[sub],
+            root,
+            inner[sub],
+            false,
+            (v) => {
+              if (isEmpty(v)) delete inner[sub];
+              else inner[sub] = v;
+              set(
+                Object.keys(inner).length ? structuredClone(inner) : undefined,
+              );
+            },
+            { ...options, depth: (options.depth ?? 0) + 1 },
+          ),
         );
       }
       wrap.append(details);
@@ -277,7 +394,14 @@ function mapEditor(name, value, set, cel) {
     set(Object.keys(out).length ? out : undefined);
   };
   const addRow = (k = "", v = "", focus = false) => {
-    const keyInput = h("input", { type: "text", class: "map-key mono", placeholder: "field", spellcheck: "false", value: k, onInput: collect });
+    const keyInput = h("input", {
+      type: "text",
+      class: "map-key mono",
+      placeholder: "field",
+      spellcheck: "false",
+      value: k,
+      onInput: collect,
+    });
     const valueInput = h("textarea", {
       class: `map-value ${cel ? "mono code" : "mono"}`,
       rows: 1,
@@ -286,14 +410,53 @@ function mapEditor(name, value, set, cel) {
       value: v,
       onInput: collect,
     });
-    const remove = h("button", { type: "button", class: "icon-btn", title: "Remove field", "aria-label": "Remove field", onClick: () => { row.remove(); collect(); } }, "×");
-    const row = h("div", { class: "map-row" }, keyInput, h("span", { class: "map-arrow" }, cel ? "=" : ":"), valueInput, remove);
+    const remove = h(
+      "button",
+      {
+        type: "button",
+        class: "icon-btn",
+        title: "Remove field",
+        "aria-label": "Remove field",
+        onClick: () => {
+          row.remove();
+          collect();
+        },
+      },
+      "×",
+    );
+    const row = h(
+      "div",
+      { class: "map-row" },
+      keyInput,
+      h("span", { class: "map-arrow" }, cel ? "=" : ":"),
+      valueInput,
+      remove,
+    );
     list.append(row);
     if (focus) keyInput.focus();
   };
-  for (const [k, v] of rows) addRow(k, typeof v === "string" ? v : JSON.stringify(v));
-  box.append(list, h("button", { type: "button", class: "btn ghost small add-row", onClick: () => addRow("", "", true) }, "+ Add field"));
-  if (cel) box.append(h("div", { class: "field-hint" }, "Each value is CEL · input, execution.input, nodes.<key>.output"));
+  for (const [k, v] of rows)
+    addRow(k, typeof v === "string" ? v : JSON.stringify(v));
+  box.append(
+    list,
+    h(
+      "button",
+      {
+        type: "button",
+        class: "btn ghost small add-row",
+        onClick: () => addRow("", "", true),
+      },
+      "+ Add field",
+    ),
+  );
+  if (cel)
+    box.append(
+      h(
+        "div",
+        { class: "field-hint" },
+        "Each value is CEL · input, execution.input, nodes.<key>.output",
+      ),
+    );
   return box;
 }
 

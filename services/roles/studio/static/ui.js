@@ -4,7 +4,11 @@ import { clear, h } from "./util.js";
 
 export function toast(message, kind = "info", ms = 4200) {
   const root = document.getElementById("toasts");
-  const node = h("div", { class: `toast ${kind}`, role: kind === "error" ? "alert" : "status" }, h("div", {}, message));
+  const node = h(
+    "div",
+    { class: `toast ${kind}`, role: kind === "error" ? "alert" : "status" },
+    h("div", {}, message),
+  );
   root.append(node);
   setTimeout(() => node.remove(), ms);
   return node;
@@ -26,7 +30,9 @@ export function banner(options) {
       "div",
       { class: "banner-text" },
       h("div", { class: "banner-title" }, options.title),
-      options.detail ? h("div", { class: "banner-detail" }, options.detail) : null,
+      options.detail
+        ? h("div", { class: "banner-detail" }, options.detail)
+        : null,
     ),
     ...(options.actions || []).map((action) =>
       h(
@@ -48,7 +54,16 @@ export function banner(options) {
  * A modal with a form. `fields`: [{name, label, value, placeholder, type, list, rows}].
  * `onSubmit(values)` may throw/return a string to show as an error and keep it open.
  */
-export function modal({ title, text, fields = [], submitLabel = "OK", cancelLabel = "Cancel", onSubmit, id, extra }) {
+export function modal({
+  title,
+  text,
+  fields = [],
+  submitLabel = "OK",
+  cancelLabel = "Cancel",
+  onSubmit,
+  id,
+  extra,
+}) {
   const root = document.getElementById("modal-root");
   clear(root);
   const error = h("div", { class: "form-error" });
@@ -77,7 +92,13 @@ export function modal({ title, text, fields = [], submitLabel = "OK", cancelLabe
       });
     }
     inputs[field.name] = input;
-    const datalist = field.list ? h("datalist", { id: `dl-${field.name}` }, ...field.list.map((v) => h("option", { value: v }))) : null;
+    const datalist = field.list
+      ? h(
+          "datalist",
+          { id: `dl-${field.name}` },
+          ...field.list.map((v) => h("option", { value: v })),
+        )
+      : null;
     body.append(h("label", {}, field.label, input, datalist));
   }
   if (extra) body.append(extra);
@@ -86,7 +107,9 @@ export function modal({ title, text, fields = [], submitLabel = "OK", cancelLabe
   const close = () => backdrop?.remove();
   const submit = async (event) => {
     event?.preventDefault();
-    const values = Object.fromEntries(Object.entries(inputs).map(([k, v]) => [k, v.value.trim()]));
+    const values = Object.fromEntries(
+      Object.entries(inputs).map(([k, v]) => [k, v.value.trim()]),
+    );
     try {
       const problem = await onSubmit?.(values);
       if (typeof problem === "string" && problem) {
@@ -100,19 +123,47 @@ export function modal({ title, text, fields = [], submitLabel = "OK", cancelLabe
   };
   const form = h(
     "form",
-    { class: "modal", role: "dialog", "aria-modal": "true", "aria-label": title, "data-modal": id || "", onSubmit: submit },
-    h("div", { class: "modal-head" }, h("h2", {}, title), text ? h("p", {}, text) : null),
+    {
+      class: "modal",
+      role: "dialog",
+      "aria-modal": "true",
+      "aria-label": title,
+      "data-modal": id || "",
+      onSubmit: submit,
+    },
+    h(
+      "div",
+      { class: "modal-head" },
+      h("h2", {}, title),
+      text ? h("p", {}, text) : null,
+    ),
     body,
     h(
       "div",
       { class: "modal-foot" },
-      cancelLabel ? h("button", { type: "button", class: "btn ghost", onClick: close }, cancelLabel) : null,
+      cancelLabel
+        ? h(
+            "button",
+            { type: "button", class: "btn ghost", onClick: close },
+            cancelLabel,
+          )
+        : null,
       h("button", { type: "submit", class: "btn primary" }, submitLabel),
     ),
   );
-  backdrop = h("div", { class: "modal-backdrop", onKeydown: (e) => { if (e.key === "Escape" && cancelLabel) close(); } }, form);
+  backdrop = h(
+    "div",
+    {
+      class: "modal-backdrop",
+      onKeydown: (e) => {
+        if (e.key === "Escape" && cancelLabel) close();
+      },
+    },
+    form,
+  );
   root.append(backdrop);
-  const first = Object.values(inputs).find((i) => !i.value) || Object.values(inputs)[0];
+  const first =
+    Object.values(inputs).find((i) => !i.value) || Object.values(inputs)[0];
   setTimeout(() => first?.focus(), 0);
   return { close, inputs, error };
 }

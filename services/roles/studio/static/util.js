@@ -7,11 +7,13 @@ function applyAttrs(node, attrs) {
     if (value === undefined || value === null || value === false) continue;
     if (name === "class") node.setAttribute("class", value);
     else if (name === "dataset") Object.assign(node.dataset, value);
-    else if (name === "style" && typeof value === "object") Object.assign(node.style, value);
+    else if (name === "style" && typeof value === "object")
+      Object.assign(node.style, value);
     else if (name.startsWith("on") && typeof value === "function") {
       node.addEventListener(name.slice(2).toLowerCase(), value);
     } else if (name === "value" && "value" in node) node.value = value;
-    else if (name === "checked" && "checked" in node) node.checked = Boolean(value);
+    else if (name === "checked" && "checked" in node)
+      node.checked = Boolean(value);
     else node.setAttribute(name, value === true ? "" : String(value));
   }
 }
@@ -19,7 +21,9 @@ function applyAttrs(node, attrs) {
 function appendChildren(node, children) {
   for (const child of children.flat(Infinity)) {
     if (child === null || child === undefined || child === false) continue;
-    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+    node.append(
+      child instanceof Node ? child : document.createTextNode(String(child)),
+    );
   }
 }
 
@@ -106,7 +110,11 @@ export function relativeTime(value) {
   if (minutes < 60) return `${minutes} min ago`;
   const hours = Math.round(minutes / 60);
   if (hours < 24) return `${hours} h ago`;
-  return t.toLocaleDateString(undefined, { month: "short", day: "numeric", year: "numeric" });
+  return t.toLocaleDateString(undefined, {
+    month: "short",
+    day: "numeric",
+    year: "numeric",
+  });
 }
 
 export function duration(from, to) {
@@ -130,7 +138,12 @@ export function randomId() {
 export function isTyping(target) {
   if (!target) return false;
   const tag = target.tagName;
-  return tag === "INPUT" || tag === "TEXTAREA" || tag === "SELECT" || target.isContentEditable;
+  return (
+    tag === "INPUT" ||
+    tag === "TEXTAREA" ||
+    tag === "SELECT" ||
+    target.isContentEditable
+  );
 }
 
 /** A tiny event emitter. */
