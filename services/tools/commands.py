@@ -11,7 +11,7 @@ import argparse
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, TextIO
+from typing import Any
 from uuid import UUID
 
 import msgspec
@@ -23,7 +23,15 @@ from infra.settings import Settings
 from infra.store.naming import validate_tenant
 from services.tools import archive, audit, diff, replay, whatif
 from services.tools.history import STATUSES, Histories, ToolError
-from services.tools.printable import printable, printable_json
+from services.tools.report import (
+    as_json,
+    describe_side,
+    print_json,
+    print_what_if,
+    progress_bar,
+    say,
+    seconds,
+)
 
 COMMANDS = ("audit", "replay", "executions", "state", "diff", "export", "import")
 
@@ -83,11 +91,11 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     try:
         return handler(settings, args)
     except ToolError as exc:
-        _say(f"error: {exc}", file=sys.stderr)
+        say(f"error: {exc}", file=sys.stderr)
     except FileNotFoundError as exc:
-        _say(f"error: {exc}", file=sys.stderr)
+        say(f"error: {exc}", file=sys.stderr)
     except StoreUnavailable as exc:
-        _say(f"error: the event store is unavailable: {exc}", file=sys.stderr)
+        say(f"error: the event store is unavailable: {exc}", file=sys.stderr)
     return 2
 
 
@@ -113,17 +121,17 @@ def _audit(settings: Settings, args: argparse.Namespace) -> int:
     lines = audit.timeline(rows)
     if args.json:
         for row in lines:
-            _print_json(row)
+            print_json(row)
         return 0
     first = lines[0]
     if first.type == "ExecutionStarted":
         data = first.data
-        _say(
+        say(
             f"execution {args.execution_id}  process {data['process_id']} v{data['version']}  "
             f"started by {first.actor} at {first.at}"
         )
     for row in lines:
-        _say(
+        say(
             f"{row.seq:>5}  {row.at or '?':<27} {row.actor or '?':<12} {row.type:<20} "
             f"{row.element or '-':<16} {row.summary}"
         )
@@ -133,17 +141,17 @@ def _audit(settings: Settings, args: argparse.Namespace) -> int:
 def _verify(args: argparse.Namespace, rows: list[tuple[int, bytes]]) -> int:
     report = audit.verify_chain(UUID(args.execution_id), rows)
     if args.json:
-        _print_json({**msgspec.to_builtins(report), "intact": report.intact})
+        print_json({**msgspec.to_builtins(report), "intact": report.intact})
     elif report.first_break is not None:
         found = report.first_break
-        _say(f"tampered: first bad event {found.seq} ({found.kind}): {found.detail}")
+        say(f"tampered: first bad event {found.seq} ({found.kind}): {found.detail}")
     elif not report.intact:
-        _say(
+        say(
             f"unverifiable: {report.events - report.sealed} of {report.events} events were "
             "stored before the hash chain existed"
         )
     else:
-        _say(f"intact: {report.events} events, every hash chains; head {report.head}")
+        say(f"intact: {report.events} events, every hash chains; head {report.head}")
     return 0 if report.intact else 1
 
 
@@ -166,92 +174,33 @@ def _replay(settings: Settings, args: argparse.Namespace) -> int:
                 version=args.version,
                 definition_file=args.definition,
             )
-            return _print_what_if(report)
+            return print_what_if(report)
         outcome = replay.replay_one(histories, args.tenant, args.execution_id)
     if outcome.divergence is None:
-        _say(f"deterministic: {outcome.events} events, every decision matches history")
+        say(f"deterministic: {outcome.events} events, every decision matches history")
         return 0
     for line in replay.describe(outcome.divergence):
-        _say(line)
+        say(line)
     return 1
 
 
 def _replay_all(settings: Settings, tenant: str) -> int:
     with _histories(settings) as histories:
-        report = replay.replay_tenant(histories, tenant, _progress_bar(sys.stderr))
+        report = replay.replay_tenant(histories, tenant, progress_bar(sys.stderr))
     for failure in report.failures:
         if failure.error is not None:
-            _say(f"{failure.execution_id}: cannot replay: {failure.error}")
+            say(f"{failure.execution_id}: cannot replay: {failure.error}")
         else:
             assert failure.divergence is not None
             d = failure.divergence
-            _say(f"{failure.execution_id}: diverges at event {d.seq}: {d.reason}")
+            say(f"{failure.execution_id}: diverges at event {d.seq}: {d.reason}")
     deterministic = report.executions - len(report.failures)
-    _say(
+    say(
         f"replayed {report.executions} executions, {report.events} events in "
         f"{report.seconds:.2f} s ({report.events_per_s:,.0f} events/s): "
         f"{deterministic} deterministic, {len(report.failures)} not"
     )
     return 0 if not report.failures else 1
-
-
-def _progress_bar(out: TextIO) -> Callable[[int, int, int], None]:
-    """A bar redrawn in place on a terminal; elsewhere a line at every tenth."""
-    live = out.isatty()
-    width = 30
-
-    def show(done: int, total: int, failed: int) -> None:
-        if live:
-            filled = width * done // max(total, 1)
-            bar = "#" * filled + "." * (width - filled)
-            end = "\n" if done == total else ""
-            out.write(f"\r[{bar}] {done}/{total} executions, {failed} not deterministic{end}")
-            out.flush()
-        elif done == total or done % max(total // 10, 1) == 0:
-            _say(f"replayed {done}/{total} executions, {failed} not deterministic", file=out)
-
-    return show
-
-
-def _print_what_if(report: whatif.WhatIfReport) -> int:
-    _say(f"what-if: execution {report.execution_id} through {report.against}")
-    if report.parting is None:
-        _say("the paths do not part: the new definition decides what history holds")
-    else:
-        for line in replay.describe(report.parting):
-            _say(line.replace("diverges at", "paths part at").replace("code:   ", "new:    "))
-    sections = (
-        ("would run", report.would_run),
-        ("would not run", report.would_not_run),
-        ("would end otherwise", report.differs),
-        ("undecided (after an effect that would run)", report.undecided),
-    )
-    for title, items in sections:
-        if items:
-            _say(f"{title}:")
-            for item in items:
-                _say(f"  {_reached(item)}")
-    if report.stopped_at is not None:
-        _say(
-            f"note: history stops replaying under its own definition at event "
-            f"{report.stopped_at} (see `loom replay`): later facts were not fed"
-        )
-    _say(
-        f"new path: {report.status} after {report.facts_used} of {report.facts} recorded "
-        "outside facts; no effect was performed"
-    )
-    return 0 if report.same_path else 1
-
-
-def _reached(item: whatif.Reached) -> str:
-    text = f"{item.key:<16} {item.state:<10} (history: {item.history})"
-    if item.request is not None:
-        text += f" request {_json(item.request)}"
-    elif item.state == "completed":
-        text += f" -> {item.port} {_short(item.output)}"
-    if item.note:
-        text += f"  -- {item.note}"
-    return text
 
 
 # --- executions, state, diff ------------------------------------------------------------
@@ -269,14 +218,14 @@ def _executions(settings: Settings, args: argparse.Namespace) -> int:
         ]
     for summary in found:
         if args.json:
-            _print_json(summary)
+            print_json(summary)
         else:
-            _say(
+            say(
                 f"{summary.execution_id}  {summary.status:<9}  {summary.started_at}  "
                 f"{summary.started_by:<12} process {summary.process_id} v{summary.version}"
             )
     if not args.json:
-        _say(f"{len(found)} executions", file=sys.stderr)
+        say(f"{len(found)} executions", file=sys.stderr)
     return 0
 
 
@@ -291,30 +240,30 @@ def _state(settings: Settings, args: argparse.Namespace) -> int:
     except state.StateRefused as exc:
         raise ToolError(str(exc)) from None
     if args.json:
-        _print_json(doc)
+        print_json(doc)
         return 0
     event = doc["event"]
-    _say(
+    say(
         f"execution {doc['execution_id']} after event {doc['at']} of {doc['events']} "
         f"({event['type']} {event['element'] or ''} at {event['at']})"
     )
-    _say(f"status: {doc['status']}")
-    _say(f"stack (next first): {' '.join(doc['stack']) or '(empty)'}")
+    say(f"status: {doc['status']}")
+    say(f"stack (next first): {' '.join(doc['stack']) or '(empty)'}")
     for key, node in doc["nodes"].items():
         detail = ""
         if node["state"] == "completed":
-            detail = f"-> {node['port']} {_json(node['output'])}"
+            detail = f"-> {node['port']} {as_json(node['output'])}"
         elif node["error"]:
             detail = f"error: {node['error']}"
         if node["wake_at"]:
             detail += f" wakes at {node['wake_at']}"
-        _say(f"  {key:<16} {node['state']:<10} attempts {node['attempts']}  {detail}".rstrip())
+        say(f"  {key:<16} {node['state']:<10} attempts {node['attempts']}  {detail}".rstrip())
     for flight in doc["in_flight"]:
-        _say(f"in flight: {flight['element']} attempt {flight['attempt']}")
+        say(f"in flight: {flight['element']} attempt {flight['attempt']}")
     if doc["output"] is not None:
-        _say(f"output: {_json(doc['output'])}")
+        say(f"output: {as_json(doc['output'])}")
     if doc["error"]:
-        _say(f"error: {doc['error']}")
+        say(f"error: {doc['error']}")
     return 0
 
 
@@ -325,48 +274,28 @@ def _diff(settings: Settings, args: argparse.Namespace) -> int:
         right = histories.events(args.tenant, right_id)
     report = diff.diff(left_id, left, right_id, right)
     if args.json:
-        _print_json({**msgspec.to_builtins(report), "same": report.same})
+        print_json({**msgspec.to_builtins(report), "same": report.same})
         return 0 if report.same else 1
     for side, header in (("A", report.left), ("B", report.right)):
-        _say(
+        say(
             f"{side}: {header['execution_id']}  process {header['process_id']} "
             f"v{header['version']}  {header['status']}  {header['events']} events  "
-            f"{_seconds(header['duration_s'])}"
+            f"{seconds(header['duration_s'])}"
         )
     for element in report.elements:
         mark = "  " if element.same else "≠ "
-        _say(f"{mark}{element.key:<16} A {_side(element.left)}")
-        _say(f"  {'':<16} B {_side(element.right)}")
+        say(f"{mark}{element.key:<16} A {describe_side(element.left)}")
+        say(f"  {'':<16} B {describe_side(element.right)}")
         if element.differs:
-            _say(f"  {'':<16}   differs in {', '.join(element.differs)}")
+            say(f"  {'':<16}   differs in {', '.join(element.differs)}")
     found = report.first_divergence
     if found is None:
-        _say("same: every event decides the same")
+        say("same: every event decides the same")
     else:
-        _say(f"first divergence at event {found.seq}:")
-        _say(f"  A: {_json(found.left) if found.left is not None else '(history ends)'}")
-        _say(f"  B: {_json(found.right) if found.right is not None else '(history ends)'}")
+        say(f"first divergence at event {found.seq}:")
+        say(f"  A: {as_json(found.left) if found.left is not None else '(history ends)'}")
+        say(f"  B: {as_json(found.right) if found.right is not None else '(history ends)'}")
     return 0 if report.same else 1
-
-
-def _side(side: dict[str, Any] | None) -> str:
-    if side is None:
-        return "(never reached)"
-    text = f"{side['state']:<10} attempts {side['attempts']}  {_seconds(side['duration_s'])}"
-    if side["error"]:
-        text += f"  error: {side['error']}"
-    if side["state"] == "completed":
-        text += f"  -> {side['port']} {_short(side['output'])}"
-    return text
-
-
-def _short(value: Any, width: int = 60) -> str:
-    text = _json(value)
-    return text if len(text) <= width else text[: width - 3] + "..."
-
-
-def _seconds(value: float | None) -> str:
-    return "" if value is None else f"{value:.3f} s"
 
 
 # --- export, import ---------------------------------------------------------------------
@@ -384,7 +313,7 @@ def _export(settings: Settings, args: argparse.Namespace) -> int:
                     count = archive.write_export(lines, out)
             except OSError as exc:
                 raise ToolError(f"cannot write {args.output}: {exc.strerror or exc}") from None
-    _say(f"exported {count} events of tenant {args.tenant}", file=sys.stderr)
+    say(f"exported {count} events of tenant {args.tenant}", file=sys.stderr)
     return 0
 
 
@@ -405,31 +334,18 @@ def _import(settings: Settings, args: argparse.Namespace) -> int:
             open_lists=lambda: open_catalog_store(settings, store),
             tenant=args.tenant,
         )
-    _say(
+    say(
         f"imported {report.events} events ({report.streams} streams) into tenant "
         f"{report.tenant} in {report.seconds:.2f} s; read model: {report.folded} events folded"
     )
     if report.resumed:
-        _say(f"resumed: {report.resumed} of them an earlier import had written already")
+        say(f"resumed: {report.resumed} of them an earlier import had written already")
     if report.rehashed:
-        _say(
+        say(
             f"note: {report.rehashed} events were stored in an older shape and hash anew",
             file=sys.stderr,
         )
     return 0
-
-
-def _print_json(value: Any) -> None:
-    print(printable_json(msgspec.json.encode(value).decode()))
-
-
-def _say(text: str = "", *, file: TextIO | None = None) -> None:
-    """Print a line for a person to read, every control character in it escaped."""
-    print(printable(text), file=file)
-
-
-def _json(value: Any) -> str:
-    return msgspec.json.encode(value).decode()
 
 
 _HANDLERS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
