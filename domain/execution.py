@@ -9,6 +9,12 @@ left by, push what became ready, until the stack is empty. An element with
 several incoming connections is ready once every one is resolved (its source
 completed, skipped, or left by another port); it runs if any is live, else it
 is skipped, which carries dead paths forward.
+
+One module past ~400 lines on purpose: the fold (`apply`, `_on_*`) and the
+commands that decide against it are one aggregate, read together to check that
+every decided event is one the fold knows. When signals and sub-processes add
+commands, the fold moves into a module of its own (the state) and this keeps the
+decisions.
 """
 
 from __future__ import annotations

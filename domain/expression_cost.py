@@ -17,6 +17,10 @@ evaluation: 1 MiB of small records takes it ~0.3 s); `map` and `filter` copy the
 accumulated list on every iteration (quadratic in the binding), priced as such.
 A value's *bytes* are its JSON size, which also bounds a string's length and a
 collection's entries.
+
+One module past ~400 lines on purpose: the shapes, the budget and the walker over
+the grammar are one cost model whose units must agree; most of it is `_Builder`,
+one method per construct of the grammar.
 """
 
 from __future__ import annotations
