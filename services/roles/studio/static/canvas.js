@@ -1,3 +1,4 @@
+// Kept whole: one Canvas class whose drawing, hit-testing and pan/zoom share private state; splitting it would only scatter that state.
 // The SVG canvas: element cards, ports, connections, pan and zoom, and the
 // overlays a run or a refused save puts on top (state badges, error bubbles).
 

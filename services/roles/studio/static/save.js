@@ -1,0 +1,175 @@
+// Saving a process and showing the server's refusal on the elements it names.
+
+import { api, ApiError } from "./api.js";
+import { banner, toast } from "./ui.js";
+import { $, app, canvas, inspector, navigator_, history_ } from "./state.js";
+import { renderHeader } from "./session.js";
+import { renderThreadTabs, openProcess, setHash } from "./document.js";
+
+// ---------------------------------------------------------------------------- save
+
+export function detailOf(body, fallback) {
+  if (body && typeof body === "object" && typeof body.detail === "string")
+    return body.detail;
+  return fallback;
+}
+
+/** Which elements a refusal names: `key`, or a list of problems, else a key quoted in the text. */
+export function problemsOf(body, fallback) {
+  const problems = [];
+  const list =
+    body?.problems ??
+    body?.errors ??
+    body?.extra?.problems ??
+    (Array.isArray(body?.extra) ? body.extra : null) ??
+    (Array.isArray(body?.detail) ? body.detail : null);
+  if (Array.isArray(list)) {
+    for (const p of list) {
+      if (p && typeof p === "object")
+        problems.push({
+          key: p.key ?? p.element ?? p.element_key ?? null,
+          detail: p.detail ?? p.message ?? p.msg ?? JSON.stringify(p),
+        });
+      else problems.push({ key: null, detail: String(p) });
+    }
+  }
+  const top = {
+    key:
+      body?.key ??
+      body?.element ??
+      body?.element_key ??
+      body?.extra?.key ??
+      body?.extra?.element ??
+      null,
+    detail: detailOf(body, fallback),
+  };
+  if (!problems.length) problems.push(top);
+  else if (top.key && !problems.some((p) => p.key === top.key))
+    problems.unshift(top);
+  const keys = app.doc
+    ? app.doc
+        .allElements()
+        .map((e) => e.key)
+        .sort((a, b) => b.length - a.length)
+    : [];
+  for (const p of problems) {
+    if (p.key || !p.detail) continue;
+    const hit = keys.find((k) =>
+      [`'${k}'`, `"${k}"`, `\`${k}\``, `“${k}”`].some((q) =>
+        p.detail.includes(q),
+      ),
+    );
+    if (hit) p.key = hit;
+  }
+  return problems;
+}
+
+export async function save() {
+  const doc = app.doc;
+  if (!doc || app.saving) return false;
+  if (!doc.dirty && !doc.isNew) {
+    toast(`Nothing to save: v${doc.version} is current.`);
+    return true;
+  }
+  if (!doc.project || !doc.app || !doc.name) {
+    canvas.select(null);
+    toast(
+      "Give the process a project, an app and a name (in the inspector).",
+      "warn",
+    );
+    return false;
+  }
+  app.saving = true;
+  $("btn-save").disabled = true;
+  const body = doc.toDefinition();
+  try {
+    let result;
+    if (doc.isNew) result = await api("POST", "/api/v1/processes", body);
+    else
+      result = await api(
+        "PUT",
+        `/api/v1/processes/${encodeURIComponent(doc.id)}`,
+        { ...body, expected_version: doc.latest ?? doc.version },
+      );
+    const wasNew = doc.isNew;
+    doc.id = result?.process_id ?? result?.id ?? doc.id;
+    doc.version = Number(result?.version ?? (doc.latest ?? 0) + 1);
+    doc.latest = doc.version;
+    doc.dirty = false;
+    app.errors = new Map();
+    canvas.setErrors(app.errors);
+    inspector.setErrors(app.errors);
+    banner(null);
+    setHash(doc.id);
+    renderHeader();
+    toast(`Saved “${doc.name}” as v${doc.version}.`, "success");
+    await navigator_.load();
+    navigator_.setActive(doc.id);
+    if (wasNew) history_.setProcess(doc.id);
+    return true;
+  } catch (err) {
+    if (err instanceof ApiError && (err.status === 422 || err.status === 400)) {
+      showRefusal(err);
+    } else if (err instanceof ApiError && err.status === 409) {
+      const current =
+        Number(err.body?.version ?? err.body?.latest_version ?? 0) || null;
+      banner({
+        id: "conflict",
+        kind: "error",
+        title: "Someone saved this process in the meantime.",
+        detail: `Your changes were not saved: you edited v${doc.latest}, but ${current ? `v${current}` : "a newer version"} is the latest now. Reload to get it (your changes will be lost), or keep editing.`,
+        actions: [
+          {
+            id: "reload",
+            label: "Reload",
+            primary: true,
+            onClick: () => reloadLatest(),
+          },
+          { id: "dismiss", label: "Keep editing", onClick: () => banner(null) },
+        ],
+      });
+    } else if (!(err instanceof ApiError && err.status === 401)) {
+      toast(`Not saved: ${err.message}`, "error");
+    }
+    return false;
+  } finally {
+    app.saving = false;
+    renderHeader();
+  }
+}
+
+export function showRefusal(err) {
+  const problems = problemsOf(err.body, err.message);
+  app.errors = new Map();
+  for (const p of problems) {
+    const key = p.key ?? "__process__";
+    if (!app.errors.has(key)) app.errors.set(key, p.detail);
+  }
+  canvas.setErrors(app.errors);
+  inspector.setErrors(app.errors);
+  const first = problems.find((p) => p.key && app.doc.element(p.key));
+  if (first) {
+    const thread = app.doc.threadOf(first.key);
+    const index = app.doc.threads.indexOf(thread);
+    if (index >= 0 && index !== app.doc.threadIndex) {
+      app.doc.threadIndex = index;
+      renderThreadTabs();
+    }
+    canvas.select({ kind: "node", key: first.key });
+  }
+  banner({
+    id: "refused",
+    kind: "error",
+    title: first ? `Not saved: “${first.key}” needs attention.` : "Not saved.",
+    detail: problems.map((p) => p.detail).join(" · "),
+    actions: [{ id: "dismiss", label: "Dismiss", onClick: () => banner(null) }],
+  });
+}
+
+export async function reloadLatest() {
+  banner(null);
+  if (!app.doc?.id) return;
+  app.doc.dirty = false;
+  await navigator_.load();
+  await openProcess(app.doc.id, { force: true });
+}
