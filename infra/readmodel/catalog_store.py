@@ -10,17 +10,14 @@ written in the same transaction, so a restarted projector resumes from it.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from typing import Any
 
 import msgspec
-import psycopg
 import psycopg_pool
 from psycopg import sql
 
-from domain.ports import StoreUnavailable
+from infra.readmodel.postgres import Cursor, column, create_schema, transaction
 from infra.sqlite_file import SQLiteFile
 from infra.store.naming import validate_tenant
 from projections.catalog import Home, ProcessSummary, ProjectEntry
@@ -129,33 +126,18 @@ class PostgresCatalogStore:
         self._pool = pool
         self._schema = schema
         names = {"p": self._name(_P), "j": self._name(_J), "t": self._name(_T)}
-        # Every role of a distributed Loom starts at once: concurrent CREATE … IF NOT
-        # EXISTS can still collide on the catalog's unique index, so the loser retries.
-        for attempt in range(5):
-            try:
-                with self._tx() as cur:
-                    cur.execute(
-                        sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema))
-                    )
-                    for create in _TABLES:
-                        cur.execute(sql.SQL(create.replace("{blob}", "bytea")).format(**names))
-                break
-            except (psycopg.errors.UniqueViolation, psycopg.errors.DuplicateObject):
-                if attempt == 4:
-                    raise
-                time.sleep(0.05 * (attempt + 1))
+
+        def create(cur: Cursor) -> None:
+            for table in _TABLES:
+                cur.execute(sql.SQL(table.replace("{blob}", "bytea")).format(**names))
+
+        create_schema(pool, schema, create)
 
     def _name(self, table: str) -> sql.Composed:
         return sql.SQL("{}.{}").format(sql.Identifier(self._schema), sql.Identifier(table))
 
-    @contextmanager
-    def _tx(self) -> Iterator[psycopg.Cursor[Any]]:
-        try:
-            self._pool.open(wait=False)  # the event store opens its pool lazily too
-            with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
-                yield cur
-        except (psycopg.OperationalError, psycopg_pool.PoolTimeout) as exc:
-            raise StoreUnavailable(str(exc)) from exc
+    def _tx(self) -> AbstractContextManager[Cursor]:
+        return transaction(self._pool)
 
     def save(
         self,
@@ -203,7 +185,7 @@ class PostgresCatalogStore:
                 ).format(self._name(_P)),
                 (tenant,),
             )
-            return [_summary.decode(bytes(_column(row, 0))) for row in cur.fetchall()]
+            return [_summary.decode(bytes(column(row, 0))) for row in cur.fetchall()]
 
     def projects(self, tenant: str) -> tuple[list[ProjectEntry], list[Home]]:
         validate_tenant(tenant)
@@ -214,14 +196,14 @@ class PostgresCatalogStore:
                 ).format(self._name(_J)),
                 (tenant,),
             )
-            entries = [_entry.decode(bytes(_column(row, 0))) for row in cur.fetchall()]
+            entries = [_entry.decode(bytes(column(row, 0))) for row in cur.fetchall()]
             cur.execute(
                 sql.SQL("SELECT process_id, project_id, app_id FROM {} WHERE tenant=%s").format(
                     self._name(_P)
                 ),
                 (tenant,),
             )
-            homes = [Home(*(_column(row, i) for i in range(3))) for row in cur.fetchall()]
+            homes = [Home(*(column(row, i) for i in range(3))) for row in cur.fetchall()]
         return entries, homes
 
     def tracking(self, tenant: str) -> int:
@@ -232,7 +214,7 @@ class PostgresCatalogStore:
                 (tenant,),
             )
             row = cur.fetchone()
-        return 0 if row is None else int(_column(row, 0))
+        return 0 if row is None else int(column(row, 0))
 
     def reset(self, tenant: str) -> None:
         validate_tenant(tenant)
@@ -244,10 +226,3 @@ class PostgresCatalogStore:
 
     def close(self) -> None:
         """The pool belongs to the event store, which closes it."""
-
-
-def _column(row: Any, index: int) -> Any:
-    # The shared pool may hand out dict rows (the event store's row factory) or tuples.
-    if isinstance(row, dict):
-        return list(row.values())[index]
-    return row[index]

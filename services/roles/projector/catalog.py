@@ -59,6 +59,7 @@ class CatalogProjector:
         self._idle = asyncio.Event()
         self._idle.set()
         self._task: asyncio.Task[None] | None = None
+        self._closing = False
 
     # --- fed by the bus ----------------------------------------------------------------
 
@@ -108,9 +109,15 @@ class CatalogProjector:
             self._task = asyncio.create_task(self._run(), name="loom-catalog-projector")
 
     async def close(self) -> None:
-        """Stop, saving what is noted (the position included) first."""
+        """Stop, saving what is noted (the position included) first.
+
+        The loop is asked to stop, not cancelled: a cancel would leave its read of
+        the store running on a worker thread while the store is closed under it.
+        """
         if self._task is not None:
-            self._task.cancel()
+            self._closing = True
+            self._wake.set()
+            self._hurry.set()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
         try:
@@ -119,7 +126,7 @@ class CatalogProjector:
             log.warning("catalog not saved before stopping", exc_info=True)
 
     async def _run(self) -> None:
-        while True:
+        while not self._closing:
             await self._wake.wait()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._hurry.wait(), LINGER_S)
@@ -129,6 +136,8 @@ class CatalogProjector:
                 await self._drain()
             except Exception:
                 log.exception("catalog projection failed")
+                if self._closing:
+                    return
                 await asyncio.sleep(RETRY_S)
                 self._wake.set()
 
