@@ -2,6 +2,45 @@
 // events after it, and a watcher that keeps it current over the WebSocket,
 // falling back to polling `/status` while the socket is down.
 
+/**
+ * The shapes the server sends (projections/status.py, services/roles/gateway/websocket.py,
+ * services/usecases/executions.py; /work/shared/contract.md).
+ *
+ * @typedef {object} NodeStatus  one element in a status document
+ * @property {"pending"|"running"|"completed"|"failed"|"skipped"|"cancelled"} state
+ * @property {*} output
+ * @property {string|null} error
+ * @property {number} attempts
+ * @property {string|null} started_at
+ * @property {string|null} completed_at
+ * @property {string} [port]      once completed
+ * @property {string} [retry_at]  while a failed attempt waits to be retried
+ * @property {string} [wake_at]   while a waiting element sleeps
+ *
+ * @typedef {object} StatusDoc  `GET /executions/{id}/status`, and the snapshot's `status`
+ * @property {string} execution_id
+ * @property {string|null} process_id
+ * @property {number|null} version
+ * @property {"pending"|"running"|"completed"|"failed"|"cancelled"} status
+ * @property {Object<string, NodeStatus>} nodes  keyed by element key
+ * @property {*} output
+ * @property {string|null} error
+ * @property {number} position  seq of the last event folded in
+ * @property {string|null} started_at
+ * @property {string|null} finished_at
+ * @property {string|null} started_by
+ * @property {string|null} rerun_of
+ *
+ * @typedef {object} EventMessage  a WebSocket event, and a row of `GET …/events` (which adds `actor`)
+ * @property {string} type        the event's class name, e.g. "NodeCompleted"
+ * @property {string|null} element  the element it concerns, null for execution events
+ * @property {number} seq
+ * @property {string} at
+ * @property {object} data        the event's own fields (element, attempt, output, port, error, retry_at, …)
+ *
+ * @typedef {{type: "snapshot", status: StatusDoc}} SnapshotMessage  the socket's first message
+ */
+
 import { api, ApiError, wsUrl } from "./api.js";
 import { Emitter } from "./util.js";
 
@@ -12,105 +51,94 @@ export const TERMINAL_EVENTS = new Set([
   "ExecutionCancelled",
 ]);
 
-function normalizeNode(raw) {
-  if (typeof raw === "string") return { state: raw };
-  const node = { ...(raw || {}) };
-  node.state = node.state ?? node.status ?? "pending";
-  return node;
-}
-
 /** A run from a status document (`GET …/status` or the WebSocket snapshot). */
-export function fromStatus(status, executionId) {
-  const nodes = {};
-  const rawNodes = status?.nodes ?? status?.elements ?? {};
-  if (Array.isArray(rawNodes)) {
-    for (const n of rawNodes)
-      if (n?.key ?? n?.element) nodes[n.key ?? n.element] = normalizeNode(n);
-  } else {
-    for (const [key, value] of Object.entries(rawNodes))
-      nodes[key] = normalizeNode(value);
-  }
+export function fromStatus(status) {
   return {
-    execution_id: status?.execution_id ?? status?.id ?? executionId ?? null,
-    process_id: status?.process_id ?? null,
-    version: status?.version ?? null,
-    status: status?.status ?? "pending",
-    nodes,
-    output: status?.output ?? null,
-    error: status?.error ?? null,
-    position: Number(status?.position ?? status?.seq ?? 0) || 0,
-    started_at: status?.started_at ?? status?.created_at ?? null,
-    completed_at: status?.completed_at ?? status?.finished_at ?? null,
-    rerun_of: status?.rerun_of ?? null,
+    execution_id: status.execution_id,
+    process_id: status.process_id,
+    version: status.version,
+    status: status.status,
+    nodes: Object.fromEntries(
+      Object.entries(status.nodes).map(([key, node]) => [key, { ...node }]),
+    ),
+    output: status.output,
+    error: status.error,
+    position: status.position,
+    started_at: status.started_at,
+    // The Studio calls the server's `finished_at` `completed_at`, as for nodes.
+    completed_at: status.finished_at,
+    rerun_of: status.rerun_of,
   };
 }
 
 export function emptyRun(executionId) {
-  return fromStatus(
-    { execution_id: executionId, status: "pending", nodes: {}, position: 0 },
-    executionId,
-  );
+  return {
+    execution_id: executionId,
+    process_id: null,
+    version: null,
+    status: "pending",
+    nodes: {},
+    output: null,
+    error: null,
+    position: 0,
+    started_at: null,
+    completed_at: null,
+    rerun_of: null,
+  };
 }
 
-/** The element an event concerns, wherever the message or audit row puts it. */
+/** The element an event concerns (null for the execution's own events). */
 export function elementOf(event) {
-  const data = event?.data && typeof event.data === "object" ? event.data : {};
-  return (
-    event?.element ??
-    data.element ??
-    data.key ??
-    data.node ??
-    data.element_key ??
-    null
-  );
+  return event.element;
 }
 
 /** Fold one event into `run` (mutating it). Answers true if it changed anything. */
 export function applyEvent(run, event) {
-  const data = event?.data && typeof event.data === "object" ? event.data : {};
-  const key = elementOf(event);
-  const at = event?.at ?? data.at ?? null;
+  const data = event.data;
+  const key = event.element;
+  const at = event.at;
   const node = () => {
     if (!run.nodes[key]) run.nodes[key] = { state: "pending" };
     return run.nodes[key];
   };
-  switch (event?.type) {
+  switch (event.type) {
     case "ExecutionStarted":
       run.status = "running";
+      // A snapshot may already have told when it started.
       run.started_at = run.started_at ?? at;
-      if (data.process_id) run.process_id = data.process_id;
-      if (data.version) run.version = data.version;
+      run.process_id = data.process_id;
+      run.version = data.version;
+      // Optional: null unless this execution reruns another.
       if (data.rerun_of) run.rerun_of = data.rerun_of;
       break;
     case "NodeExecuting": {
-      if (!key) break;
       const n = node();
       n.state = "running";
-      n.attempts = data.attempt ?? (n.attempts ?? 0) + 1;
-      if (data.input !== undefined) n.input = data.input;
+      n.attempts = data.attempt;
+      n.input = data.input;
+      // The first attempt's start, as the status projection keeps it.
       n.started_at = n.started_at ?? at;
       if (run.status === "pending") run.status = "running";
       break;
     }
     case "NodeCompleted": {
-      if (!key) break;
       const n = node();
       n.state = "completed";
       n.output = data.output;
-      if (data.port) n.port = data.port;
-      if (data.attempt) n.attempts = data.attempt;
+      n.port = data.port;
+      n.attempts = data.attempt;
       n.completed_at = at;
       n.error = null;
       break;
     }
     case "NodeFailed": {
-      if (!key) break;
       const n = node();
-      n.error = data.error ?? data.message ?? "failed";
-      if (data.attempt) n.attempts = data.attempt;
-      if (data.retry_at || data.will_retry || data.retrying) {
+      n.error = data.error;
+      n.attempts = data.attempt;
+      // Optional: `retry_at` is null when the element will not be tried again.
+      if (data.retry_at !== null) {
         n.state = "running";
-        n.retry_at = data.retry_at ?? null;
+        n.retry_at = data.retry_at;
       } else {
         n.state = "failed";
         n.completed_at = at;
@@ -118,17 +146,16 @@ export function applyEvent(run, event) {
       break;
     }
     case "NodeSkipped":
-      if (!key) break;
       node().state = "skipped";
       break;
     case "ExecutionCompleted":
       run.status = "completed";
-      if (data.output !== undefined) run.output = data.output;
+      run.output = data.output;
       run.completed_at = at;
       break;
     case "ExecutionFailed":
       run.status = "failed";
-      run.error = data.error ?? data.message ?? "failed";
+      run.error = data.error;
       run.completed_at = at;
       break;
     case "ExecutionCancelled":
@@ -138,10 +165,10 @@ export function applyEvent(run, event) {
         if (n.state === "running") n.state = "cancelled";
       break;
     default:
-      if (event?.seq) run.position = Math.max(run.position, Number(event.seq));
+      run.position = Math.max(run.position, event.seq);
       return false;
   }
-  if (event?.seq) run.position = Math.max(run.position, Number(event.seq));
+  run.position = Math.max(run.position, event.seq);
   return true;
 }
 
@@ -245,12 +272,12 @@ export class ExecutionWatcher extends Emitter {
       } catch {
         return;
       }
-      if (msg?.type === "snapshot") {
+      if (msg.type === "snapshot") {
         gotSnapshot = true;
         clearTimeout(this.snapshotTimer);
         this.reconnectAttempt = 0;
         this._stopPolling();
-        this._applySnapshot(msg.status ?? msg.data ?? {});
+        this._applySnapshot(msg.status);
         if (!this.finished) this._setMode("live");
       } else {
         this._applyMessage(msg);
@@ -273,6 +300,7 @@ export class ExecutionWatcher extends Emitter {
       this._finish();
       return;
     }
+    // null when the socket could not even be opened (no close event).
     const code = event?.code;
     if (code === 4404) {
       this._setMode("error");
@@ -332,7 +360,7 @@ export class ExecutionWatcher extends Emitter {
 
   /** A status document replaces the state unless it is older than what we have. */
   _applySnapshot(status) {
-    const next = fromStatus(status, this.id);
+    const next = fromStatus(status);
     if (next.position < this.run.position) return;
     // The read model may not carry what only events say (the port taken, the input).
     for (const [key, node] of Object.entries(next.nodes)) {
