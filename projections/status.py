@@ -8,6 +8,8 @@ except the few that only appear once something happened (`input` once the
 execution started, `failed_element` once it failed; a node's `port` once it
 completed, `wake_at` while it waits on a timer, `retry_at` while it waits to be
 tried again): those are UNSET until then, and an UNSET field is left out.
+A listed execution (GET /executions) is the summary: the document without its
+nodes and input, which come last in the whole one.
 """
 
 from __future__ import annotations
