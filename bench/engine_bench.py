@@ -82,7 +82,7 @@ async def _back_to_back(loom: Loom, definition: dict[str, Any], runs: int) -> fl
     started = time.perf_counter()
     for i in range(runs):
         result = await loom.executions.start(TENANT, "bench", saved["process_id"], None, {"v": i})
-        assert result["status"] == "completed", result
+        assert result.status == "completed", result
     return runs * elements / (time.perf_counter() - started)
 
 
@@ -97,7 +97,7 @@ async def _in_flight(loom: Loom, definition: dict[str, Any], count: int) -> floa
         )
     )
     elapsed = time.perf_counter() - started
-    assert all(r["status"] == "completed" for r in results)
+    assert all(r.status == "completed" for r in results)
     return count * elements / elapsed
 
 
@@ -105,9 +105,9 @@ async def _replay_10k(loom: Loom) -> tuple[int, float, float]:
     saved = await loom.processes.save(TENANT, "bench", chain(4998))
     result = await loom.executions.start(TENANT, "bench", saved["process_id"], None, {"v": 0})
     # A chain this long runs in slices (pausing for other executions): wait for its end.
-    while (await loom.executions.status(TENANT, result["execution_id"]))["status"] == "running":
+    while (await loom.executions.status(TENANT, result.execution_id)).status == "running":
         await asyncio.sleep(0.01)
-    stream = uuid.UUID(result["execution_id"])
+    stream = uuid.UUID(result.execution_id)
     graph = await loom.catalog.graph(TENANT, saved["process_id"], 1)
     await loom.projector.settled()  # time the replay alone, as `loom replay` runs it
     best_rebuild = best_replay = float("inf")
@@ -115,9 +115,9 @@ async def _replay_10k(loom: Loom) -> tuple[int, float, float]:
         t0 = time.perf_counter()
         history = loom.store.read(TENANT, stream)
         events = [r.event for r in history]
-        Execution.rebuild(result["execution_id"], graph, events)
+        Execution.rebuild(result.execution_id, graph, events)
         t1 = time.perf_counter()
-        report = replay(result["execution_id"], graph, events)
+        report = replay(result.execution_id, graph, events)
         t2 = time.perf_counter()
         assert report.deterministic
         best_rebuild = min(best_rebuild, t1 - t0)

@@ -35,7 +35,7 @@ async def _record(loom: Loom, executions: int) -> str:
     """One 10,000-event execution (tenant BIG) and `executions` small ones (tenant MANY)."""
     saved = await loom.processes.save(BIG, "bench", chain(4998))
     big = await loom.executions.start(BIG, "bench", saved["process_id"], None, {"v": 0})
-    assert big["status"] == "completed", big
+    assert big.status == "completed", big
     small = await loom.processes.save(MANY, "bench", EXAMPLE)
     for offset in range(0, executions, 200):
         results = await asyncio.gather(
@@ -44,8 +44,8 @@ async def _record(loom: Loom, executions: int) -> str:
                 for i in range(offset, min(offset + 200, executions))
             )
         )
-        assert all(r["status"] == "completed" for r in results)
-    return str(big["execution_id"])
+        assert all(r.status == "completed" for r in results)
+    return big.execution_id
 
 
 def _best(runs: int, func: Any) -> tuple[float, Any]:

@@ -40,8 +40,8 @@ from domain.events import (
 from domain.expression_cost import BUDGET_STEPS
 from domain.expressions import METER, Scope
 from domain.limits import check_size, oversize
+from domain.ports import TERMINAL
 
-TERMINAL = frozenset({"completed", "failed", "cancelled"})
 # A run of pure elements pauses after this many elements or this many expression steps
 # (~10 ms, see domain/expression_cost.py), so that other executions, of this tenant and
 # every other, take their turn; the engine goes on with it next. Counted, not timed,

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Protocol
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from typing import Any, Final, Literal, Protocol, get_args
 from uuid import UUID
 
 import msgspec
 
 from domain.events import Event
+
+ExecutionState = Literal["pending", "running", "completed", "failed", "cancelled"]
+"""An execution's status, as the aggregate, the read model and the API all say it."""
+EXECUTION_STATES: Final[tuple[ExecutionState, ...]] = get_args(ExecutionState)
+TERMINAL: Final[frozenset[ExecutionState]] = frozenset({"completed", "failed", "cancelled"})
+"""The statuses an execution never leaves."""
 
 
 class ConcurrencyError(Exception):
@@ -114,4 +120,49 @@ class EventFeed(Protocol):
 
         The handler must only enqueue. The returned coroutine function stops the watch.
         """
+        ...
+
+
+class RelayState(Protocol):
+    """Where the relay keeps its place, and its lease (adapters: infra.bus.relay_state)."""
+
+    def position(self, tenant: str) -> int:
+        """The last store position whose events the bus acknowledged (0: none yet)."""
+        ...
+
+    def save(self, positions: Mapping[str, int]) -> None:
+        """Move the tenants' positions on (never back)."""
+        ...
+
+    async def lead(self) -> bool:
+        """Whether this process is the one relay that publishes (takes a free lease)."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+class WorkItem(Protocol):
+    """An execution an engine holds until it acks it (done) or naks it (again later)."""
+
+    tenant: str
+    execution_id: UUID
+    deliveries: int
+
+    async def ack(self) -> None: ...
+
+    async def nak(self, delay: float | None = None) -> None: ...
+
+    async def in_progress(self) -> None: ...
+
+
+class WorkQueue(Protocol):
+    """Executions that need an engine, shared by every engine (adapter: infra.bus.nats)."""
+
+    @property
+    def ack_wait(self) -> float:
+        """Seconds an item stays held without word from its engine."""
+        ...
+
+    def items(self, room: Callable[[], Awaitable[int]]) -> AsyncIterator[WorkItem]:
+        """Work items as they come, never more at once than `room()` allows."""
         ...

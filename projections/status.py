@@ -2,11 +2,23 @@
 
 It needs no definition: every field comes from the events themselves, so the
 projector, the gateway's snapshot and a rebuild all agree.
+
+The document encodes as it always has: every field is there, `null` or not,
+except the few that only appear once something happened (`input` once the
+execution started, `failed_element` once it failed; a node's `port` once it
+completed, `wake_at` while it waits on a timer, `retry_at` while it waits to be
+tried again): those are UNSET until then, and an UNSET field is left out.
+A listed execution (GET /executions) is the summary: the document without its
+nodes and input, which come last in the whole one.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Literal, Protocol
+
+import msgspec
+from msgspec import UNSET, UnsetType
 
 from domain.events import (
     Event,
@@ -19,95 +31,197 @@ from domain.events import (
     NodeFailed,
     NodeSkipped,
 )
+from domain.ports import ExecutionState
 
-StatusDoc = dict[str, Any]
-TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
-
-
-def empty_status(execution_id: str) -> StatusDoc:
-    return {
-        "execution_id": execution_id,
-        "process_id": None,
-        "version": None,
-        "status": "pending",
-        "nodes": {},
-        "output": None,
-        "error": None,
-        "position": 0,
-        "started_at": None,
-        "finished_at": None,
-        "started_by": None,
-        "rerun_of": None,
-        "from": None,
-    }
+NodeState = Literal["pending", "running", "completed", "failed", "skipped", "cancelled"]
 
 
-def fold_status(doc: StatusDoc, seq: int, event: Event) -> StatusDoc:
+class NodeStatus(msgspec.Struct, kw_only=True):
+    """One element's part of the document."""
+
+    state: NodeState
+    output: Any
+    error: str | None
+    attempts: int
+    started_at: str | None
+    completed_at: str | None
+    port: str | UnsetType = UNSET
+    wake_at: str | UnsetType = UNSET
+    retry_at: str | UnsetType = UNSET
+
+
+class ExecutionSummary(msgspec.Struct, kw_only=True):
+    """An execution as GET /executions lists it: its status without the nodes and the input."""
+
+    execution_id: str
+    process_id: str | None
+    version: int | None
+    status: ExecutionState
+    output: Any
+    error: str | None
+    position: int
+    started_at: str | None
+    finished_at: str | None
+    started_by: str | None
+    rerun_of: str | None
+    from_: str | None = msgspec.field(name="from")
+    failed_element: str | UnsetType | None = UNSET
+
+
+class ExecutionStatus(ExecutionSummary, kw_only=True):
+    """The whole document: the summary, the execution's input and each of its elements."""
+
+    nodes: dict[str, NodeStatus]
+    input: Any | UnsetType = UNSET
+
+
+def empty_status(execution_id: str) -> ExecutionStatus:
+    """The document before any event: pending, nothing known."""
+    return ExecutionStatus(
+        execution_id=execution_id,
+        process_id=None,
+        version=None,
+        status="pending",
+        nodes={},
+        output=None,
+        error=None,
+        position=0,
+        started_at=None,
+        finished_at=None,
+        started_by=None,
+        rerun_of=None,
+        from_=None,
+    )
+
+
+def _node() -> NodeStatus:
+    return NodeStatus(
+        state="pending", output=None, error=None, attempts=0, started_at=None, completed_at=None
+    )
+
+
+def fold_status(doc: ExecutionStatus, seq: int, event: Event) -> ExecutionStatus:
     """Apply one event (the execution's `seq`-th) to the document, in place; idempotent by seq."""
-    if seq <= doc["position"]:
+    if seq <= doc.position:
         return doc
-    doc["position"] = seq
-    nodes: dict[str, Any] = doc["nodes"]
+    doc.position = seq
+    nodes = doc.nodes
     match event:
         case ExecutionStarted():
-            doc.update(
-                process_id=event.process_id,
-                version=event.version,
-                status="running",
-                started_at=event.at,
-                started_by=event.actor,
-                rerun_of=event.rerun_of,
-                input=event.input,
-            )
-            doc["from"] = event.from_element
+            doc.process_id = event.process_id
+            doc.version = event.version
+            doc.status = "running"
+            doc.started_at = event.at
+            doc.started_by = event.actor
+            doc.rerun_of = event.rerun_of
+            doc.input = event.input
+            doc.from_ = event.from_element
         case NodeExecuting(element=key, attempt=attempt):
             node = nodes.setdefault(key, _node())
-            node.update(state="running", attempts=attempt, error=None)
-            if node["started_at"] is None:
-                node["started_at"] = event.at
+            node.state, node.attempts, node.error = "running", attempt, None
+            if node.started_at is None:
+                node.started_at = event.at
             if event.wake_at is not None:
-                node["wake_at"] = event.wake_at
+                node.wake_at = event.wake_at
         case NodeCompleted(element=key):
             node = nodes.setdefault(key, _node())
-            node.update(
-                state="completed", output=event.output, completed_at=event.at, port=event.port
-            )
-            node.pop("wake_at", None)
-            node.pop("retry_at", None)
+            node.state, node.output, node.completed_at = "completed", event.output, event.at
+            node.port = event.port
+            node.wake_at = node.retry_at = UNSET
         case NodeFailed(element=key):
             node = nodes.setdefault(key, _node())
-            node.update(error=event.error, attempts=event.attempt)
+            node.error, node.attempts = event.error, event.attempt
             if event.retry_at is None:
-                node.update(state="failed", completed_at=event.at)
-                node.pop("retry_at", None)
+                node.state, node.completed_at = "failed", event.at
+                node.retry_at = UNSET
             else:
-                node["retry_at"] = event.retry_at
+                node.retry_at = event.retry_at
         case NodeSkipped(element=key):
-            nodes.setdefault(key, _node())["state"] = "skipped"
+            nodes.setdefault(key, _node()).state = "skipped"
         case ExecutionCompleted(output=output):
-            doc.update(status="completed", output=output, finished_at=event.at)
+            doc.status, doc.output, doc.finished_at = "completed", output, event.at
         case ExecutionFailed(error=error, element=element):
-            doc.update(status="failed", error=error, failed_element=element, finished_at=event.at)
+            doc.status, doc.error, doc.finished_at = "failed", error, event.at
+            doc.failed_element = element
             _stop_running(nodes)
         case ExecutionCancelled():
-            doc.update(status="cancelled", finished_at=event.at)
+            doc.status, doc.finished_at = "cancelled", event.at
             _stop_running(nodes)
     return doc
 
 
-def _stop_running(nodes: dict[str, Any]) -> None:
+def _stop_running(nodes: dict[str, NodeStatus]) -> None:
     # An execution that ended stopped whatever was still waiting or in flight.
     for node in nodes.values():
-        if node["state"] == "running":
-            node["state"] = "cancelled"
+        if node.state == "running":
+            node.state = "cancelled"
 
 
-def _node() -> dict[str, Any]:
-    return {
-        "state": "pending",
-        "output": None,
-        "error": None,
-        "attempts": 0,
-        "started_at": None,
-        "completed_at": None,
-    }
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder(ExecutionStatus)
+
+StatusRow = tuple[str, str | None, str, str, int, bytes]
+"""A document as a store keeps it: execution_id, process_id, status, started_at (""
+before the start), position, and the whole document encoded."""
+
+
+def status_row(doc: ExecutionStatus) -> StatusRow:
+    """The document as stored: its queried fields beside the whole of it, encoded.
+
+    A snapshot: the document may go on changing once this has returned.
+    """
+    return (
+        doc.execution_id,
+        doc.process_id,
+        doc.status,
+        doc.started_at or "",
+        doc.position,
+        _encoder.encode(doc),
+    )
+
+
+def copy_status(doc: ExecutionStatus) -> ExecutionStatus:
+    """A deep copy of the document (what the projector hands out of its memory)."""
+    return _decoder.decode(_encoder.encode(doc))
+
+
+class StatusQuery(msgspec.Struct, frozen=True, kw_only=True):
+    """Which documents a list asks for, newest first by (started_at, execution_id)."""
+
+    process_id: str | None = None
+    status: str | None = None
+    limit: int = 50
+    # The (started_at, execution_id) of the last document seen: only older ones follow.
+    before: tuple[str, str] | None = None
+
+
+ExecutionIds = list[str]  # named: inside StatusStore, `list` is its method
+
+
+class StatusStore(Protocol):
+    """Where the status documents are kept (the read model's port; adapters in
+    infra.readmodel.status_store). Here rather than in domain.ports: it speaks in
+    this module's documents, and the domain imports no projection. Calls block."""
+
+    def save(self, tenant: str, rows: Sequence[StatusRow], position: int | None = None) -> None:
+        """Upsert `status_row`s (a row only wins with a higher position) and the tenant's
+        tracked store position, in one transaction."""
+        ...
+
+    def get(self, tenant: str, execution_id: str) -> ExecutionStatus | None: ...
+
+    def list(self, tenant: str, query: StatusQuery) -> list[ExecutionSummary]: ...
+
+    def running(self, tenant: str) -> ExecutionIds:
+        """The ids of the executions not finished (running or pending)."""
+        ...
+
+    def tracking(self, tenant: str) -> int:
+        """The last store position folded into the tenant's documents (0: none)."""
+        ...
+
+    def reset(self, tenant: str) -> None:
+        """Forget the tenant's documents and position (before a rebuild)."""
+        ...
+
+    def close(self) -> None: ...

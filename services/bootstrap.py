@@ -27,7 +27,7 @@ from litestar import Litestar
 from litestar.di import Provide
 
 from domain.limits import set_result_limit
-from domain.ports import EventFeed, EventStore
+from domain.ports import EventFeed, EventStore, RelayState
 from infra.bus.inprocess import InProcessBus
 from infra.bus.nats import (
     EventConsumer,
@@ -46,6 +46,7 @@ from infra.settings import Settings
 from infra.store import open_event_store
 from infra.store.postgres import parse_postgres_url
 from projections.catalog import CatalogStore
+from projections.status import StatusStore
 from services.roles.api.app import create_app
 from services.roles.api.routes import ROUTES
 from services.roles.engine.agent_runner import AgentRunner
@@ -280,7 +281,7 @@ def open_store(settings: Settings, *, create: bool = True) -> EventStore:
     return open_event_store(url)
 
 
-def open_status_store(settings: Settings, store: EventStore) -> Any:
+def open_status_store(settings: Settings, store: EventStore) -> StatusStore:
     """The status read model beside `store` (for `loom import`, which folds what it loads)."""
     return _status_store(settings.database_url, store)
 
@@ -297,7 +298,7 @@ def _catalog_store(database_url: str, store: Any) -> CatalogStore:
     return PostgresCatalogStore(store.pool, store.schema)
 
 
-def _status_store(database_url: str, store: Any) -> Any:
+def _status_store(database_url: str, store: Any) -> StatusStore:
     if database_url.startswith("sqlite:"):
         # A file of its own: the read model is rebuildable, and sharing the event
         # store's file would make the projector and the engine wait on one write lock.
@@ -305,7 +306,7 @@ def _status_store(database_url: str, store: Any) -> Any:
     return PostgresStatusStore(store.pool, store.schema)
 
 
-def _relay_state(database_url: str, store: Any) -> Any:
+def _relay_state(database_url: str, store: Any) -> RelayState:
     if database_url.startswith("sqlite:"):
         return SQLiteRelayState(_beside_events(database_url, "relay"))
     params, _ = parse_postgres_url(database_url)

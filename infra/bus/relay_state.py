@@ -1,4 +1,5 @@
-"""Where the relay keeps its place, and who may relay: one position per tenant, one lease.
+"""Where the relay keeps its place, and who may relay: one position per tenant, one lease
+(the adapters of domain.ports.RelayState).
 
 The position is the last store position whose events JetStream acknowledged; a
 relay resumes from it. The lease makes one relay the publisher for a whole

@@ -5,6 +5,7 @@ folded into it; an upsert only wins with a higher seq, so a redelivered or
 re-read event never moves a document backwards. A per-tenant tracking row
 holds the last store position the projector folded, written in the same
 transaction as the documents, so a restarted projector resumes from it.
+(The adapters of projections.status.StatusStore.)
 """
 
 from __future__ import annotations
@@ -23,37 +24,26 @@ from psycopg import sql
 from domain.ports import StoreUnavailable
 from infra.sqlite_file import SQLiteFile
 from infra.store.naming import tenant_table, validate_tenant
-from projections.status import StatusDoc
+from projections.status import ExecutionStatus, ExecutionSummary, StatusQuery, StatusRow
 
-_encoder = msgspec.json.Encoder()
-_decoder = msgspec.json.Decoder(dict[str, Any])
-
-
-class Page(msgspec.Struct):
-    items: list[StatusDoc]
-    next_cursor: str | None
+_decoder = msgspec.json.Decoder(ExecutionStatus)
+# A listed document is the whole one read without its nodes and input.
+_summary_decoder = msgspec.json.Decoder(ExecutionSummary)
 
 
-def _summary(doc: StatusDoc) -> StatusDoc:
-    return {k: v for k, v in doc.items() if k not in ("nodes", "input")}
-
-
-StatusRow = tuple[str, str | None, str, str, int, bytes]
-
-
-def status_row(doc: StatusDoc) -> StatusRow:
-    """The document as stored: its queried fields beside the whole of it, encoded.
-
-    A snapshot: the document may go on changing once this has returned.
-    """
-    return (
-        doc["execution_id"],
-        doc["process_id"],
-        doc["status"],
-        doc["started_at"] or "",
-        doc["position"],
-        _encoder.encode(doc),
-    )
+def _filters(query: StatusQuery, mark: str) -> tuple[str, list[Any]]:
+    """The query's WHERE conditions, `mark` standing for each parameter, and the parameters."""
+    where, params = ["1=1"], []
+    if query.process_id is not None:
+        where.append(f"process_id={mark}")
+        params.append(query.process_id)
+    if query.status is not None:
+        where.append(f"status={mark}")
+        params.append(query.status)
+    if query.before is not None:
+        where.append(f"(started_at, execution_id) < ({mark}, {mark})")
+        params.extend(query.before)
+    return " AND ".join(where), params
 
 
 class SQLiteStatusStore:
@@ -112,39 +102,22 @@ class SQLiteStatusStore:
                     (tenant, position),
                 )
 
-    def get(self, tenant: str, execution_id: str) -> StatusDoc | None:
+    def get(self, tenant: str, execution_id: str) -> ExecutionStatus | None:
         with self._tx(write=False) as db:
             row = db.execute(
                 f"SELECT doc FROM {self._table(db, tenant)} WHERE execution_id=?", (execution_id,)
             ).fetchone()
         return None if row is None else _decoder.decode(row[0])
 
-    def list(
-        self,
-        tenant: str,
-        *,
-        process_id: str | None = None,
-        status: str | None = None,
-        limit: int = 50,
-        cursor: tuple[str, str] | None = None,
-    ) -> list[StatusDoc]:
-        where, params = ["1=1"], []
-        if process_id is not None:
-            where.append("process_id=?")
-            params.append(process_id)
-        if status is not None:
-            where.append("status=?")
-            params.append(status)
-        if cursor is not None:
-            where.append("(started_at, execution_id) < (?, ?)")
-            params.extend(cursor)
+    def list(self, tenant: str, query: StatusQuery) -> list[ExecutionSummary]:
+        where, params = _filters(query, "?")
         with self._tx(write=False) as db:
             rows = db.execute(
-                f"SELECT doc FROM {self._table(db, tenant)} WHERE {' AND '.join(where)} "
+                f"SELECT doc FROM {self._table(db, tenant)} WHERE {where} "
                 "ORDER BY started_at DESC, execution_id DESC LIMIT ?",
-                [*params, limit],
+                [*params, query.limit],
             ).fetchall()
-        return [_summary(_decoder.decode(row[0])) for row in rows]
+        return [_summary_decoder.decode(row[0]) for row in rows]
 
     def running(self, tenant: str) -> list[str]:
         with self._tx(write=False) as db:
@@ -257,7 +230,7 @@ class PostgresStatusStore:
                     (tenant, position),
                 )
 
-    def get(self, tenant: str, execution_id: str) -> StatusDoc | None:
+    def get(self, tenant: str, execution_id: str) -> ExecutionStatus | None:
         with self._tx() as cur:
             cur.execute(
                 sql.SQL("SELECT doc FROM {} WHERE execution_id=%s").format(
@@ -268,36 +241,18 @@ class PostgresStatusStore:
             row = cur.fetchone()
         return None if row is None else _decoder.decode(bytes(_first(row)))
 
-    def list(
-        self,
-        tenant: str,
-        *,
-        process_id: str | None = None,
-        status: str | None = None,
-        limit: int = 50,
-        cursor: tuple[str, str] | None = None,
-    ) -> list[StatusDoc]:
-        where: list[sql.Composable] = [sql.SQL("TRUE")]
-        params: list[Any] = []
-        if process_id is not None:
-            where.append(sql.SQL("process_id=%s"))
-            params.append(process_id)
-        if status is not None:
-            where.append(sql.SQL("status=%s"))
-            params.append(status)
-        if cursor is not None:
-            where.append(sql.SQL("(started_at, execution_id) < (%s, %s)"))
-            params.extend(cursor)
+    def list(self, tenant: str, query: StatusQuery) -> list[ExecutionSummary]:
+        where, params = _filters(query, "%s")  # conditions of constant text only
         with self._tx() as cur:
             cur.execute(
                 sql.SQL(
                     "SELECT doc FROM {} WHERE {} ORDER BY started_at DESC, execution_id DESC "
                     "LIMIT %s"
-                ).format(self._table(cur, tenant), sql.SQL(" AND ").join(where)),
-                [*params, limit],
+                ).format(self._table(cur, tenant), sql.SQL(where)),
+                [*params, query.limit],
             )
             rows = cur.fetchall()
-        return [_summary(_decoder.decode(bytes(_first(row)))) for row in rows]
+        return [_summary_decoder.decode(bytes(_first(row))) for row in rows]
 
     def running(self, tenant: str) -> list[str]:
         with self._tx() as cur:

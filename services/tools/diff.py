@@ -76,7 +76,8 @@ def _fold(execution_id: str, history: Sequence[RecordedEvent]) -> dict[str, Any]
     doc = empty_status(execution_id)
     for recorded in history:
         fold_status(doc, recorded.seq, recorded.event)
-    return doc
+    folded: dict[str, Any] = msgspec.to_builtins(doc)  # the document as the API sends it
+    return folded
 
 
 def _header(doc: dict[str, Any], events: int) -> dict[str, Any]:

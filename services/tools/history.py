@@ -22,13 +22,13 @@ from domain.events import (
     ExecutionFailed,
     ExecutionStarted,
 )
-from domain.ports import EventStore, RecordedEvent
+from domain.ports import EXECUTION_STATES, EventStore, RecordedEvent
 from domain.process import Process
 from infra.store import codec
 from infra.store.naming import validate_tenant
 from services.usecases.catalog import DefinitionCatalog, UnknownProcess
 
-STATUSES = ("pending", "running", "completed", "failed", "cancelled")
+STATUSES = EXECUTION_STATES
 _LIFECYCLE = ("ExecutionStarted", "ExecutionCompleted", "ExecutionFailed", "ExecutionCancelled")
 
 

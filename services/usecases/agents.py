@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 import msgspec
@@ -17,6 +16,9 @@ from services.usecases.ids import new_id
 
 
 class AgentSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """An agent as a save asks for it (the body of POST and PUT /agents); a save with
+    `expected_version` is refused unless the agent is at that version."""
+
     name: str
     system_prompt: str = ""
     model: str = "gpt-4o-mini"
@@ -35,6 +37,22 @@ class AgentSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             raise Invalid("`max_tokens` must be between 1 and 1000000")
 
 
+class AgentOut(msgspec.Struct, kw_only=True):
+    """An agent as the API answers it: its latest (or asked-for) version and who made it."""
+
+    agent_id: str
+    version: int
+    name: str
+    system_prompt: str
+    model: str
+    temperature: float | None
+    max_tokens: int | None
+    created_at: str
+    created_by: str
+    modified_at: str
+    modified_by: str
+
+
 def _catalog(tenant: str) -> UUID:
     return uuid5(NAMESPACE_URL, f"loom:{tenant}:agents")
 
@@ -46,13 +64,11 @@ class AgentService:
 
     async def save(
         self, tenant: str, actor: str, spec: AgentSpec, agent_id: str | None = None
-    ) -> dict[str, Any]:
+    ) -> AgentOut:
         spec.check()
         return await blocking(self._save, tenant, actor, spec, agent_id)
 
-    def _save(
-        self, tenant: str, actor: str, spec: AgentSpec, agent_id: str | None
-    ) -> dict[str, Any]:
+    def _save(self, tenant: str, actor: str, spec: AgentSpec, agent_id: str | None) -> AgentOut:
         at = iso(self._clock.now())
         if agent_id is None:
             agent_id = new_id()
@@ -85,7 +101,7 @@ class AgentService:
             raise Conflict("the agent changed while saving; reload and retry") from None
         return _document(agent_id, [*versions, event])
 
-    async def get(self, tenant: str, agent_id: str, version: int | None = None) -> dict[str, Any]:
+    async def get(self, tenant: str, agent_id: str, version: int | None = None) -> AgentOut:
         versions = await blocking(self._versions, tenant, agent_id)
         if version is not None:
             if not 1 <= version <= len(versions):
@@ -93,10 +109,10 @@ class AgentService:
             versions = versions[:version]
         return _document(agent_id, versions)
 
-    async def list(self, tenant: str) -> list[dict[str, Any]]:
+    async def list(self, tenant: str) -> list[AgentOut]:
         return await blocking(self._list, tenant)
 
-    def _list(self, tenant: str) -> list[dict[str, Any]]:
+    def _list(self, tenant: str) -> list[AgentOut]:
         listed = self._store.read(tenant, _catalog(tenant))
         ids = [r.event.agent_id for r in listed if isinstance(r.event, AgentListed)]
         return [_document(agent_id, self._versions(tenant, agent_id)) for agent_id in ids]
@@ -132,18 +148,18 @@ def saved_versions(store: EventStore, tenant: str, agent_id: str) -> list[AgentS
     return [r.event for r in store.read(tenant, stream) if isinstance(r.event, AgentSaved)]
 
 
-def _document(agent_id: str, versions: list[AgentSaved]) -> dict[str, Any]:
+def _document(agent_id: str, versions: list[AgentSaved]) -> AgentOut:
     first, last = versions[0], versions[-1]
-    return {
-        "agent_id": agent_id,
-        "version": last.version,
-        "name": last.name,
-        "system_prompt": last.system_prompt,
-        "model": last.model,
-        "temperature": last.temperature,
-        "max_tokens": last.max_tokens,
-        "created_at": first.at,
-        "created_by": first.actor,
-        "modified_at": last.at,
-        "modified_by": last.actor,
-    }
+    return AgentOut(
+        agent_id=agent_id,
+        version=last.version,
+        name=last.name,
+        system_prompt=last.system_prompt,
+        model=last.model,
+        temperature=last.temperature,
+        max_tokens=last.max_tokens,
+        created_at=first.at,
+        created_by=first.actor,
+        modified_at=last.at,
+        modified_by=last.actor,
+    )

@@ -16,8 +16,21 @@ from domain.events import ExecutionStarted, event_data, event_type
 from domain.execution import Execution
 from domain.history.rerun import RerunRefused, plan_rerun
 from domain.history.state_at import StateRefused, state_at
-from domain.ports import ConcurrencyError, EventStore, RecordedEvent
-from projections.status import StatusDoc, empty_status, fold_status
+from domain.ports import (
+    EXECUTION_STATES,
+    ConcurrencyError,
+    EventStore,
+    ExecutionState,
+    RecordedEvent,
+)
+from projections.status import (
+    ExecutionStatus,
+    ExecutionSummary,
+    StatusQuery,
+    StatusStore,
+    empty_status,
+    fold_status,
+)
 from services.usecases.blocking import blocking
 from services.usecases.catalog import DefinitionCatalog, UnknownProcess
 from services.usecases.errors import Conflict, Invalid, NotFound
@@ -25,12 +38,88 @@ from services.usecases.ids import new_id
 from services.usecases.ports import ExecutionCommands, UnknownExecution
 from services.usecases.tenant_limits import NO_LIMITS, TenantLimits, TenantOverLimit
 
-STATUSES = ("pending", "running", "completed", "failed", "cancelled")
 MAX_TIMEOUT_S = 366 * 24 * 3600
 
 
 # A projector's view of what it has folded but maybe not saved: (tenant, id) → doc or None.
-LiveStatus = Callable[[str, str], Awaitable[StatusDoc | None]]
+LiveStatus = Callable[[str, str], Awaitable[ExecutionStatus | None]]
+
+
+class ExecutionOut(msgspec.Struct, kw_only=True):
+    """What a start or a cancel answers: the execution and its status right after."""
+
+    execution_id: str
+    status: ExecutionState
+
+
+class RerunOut(ExecutionOut, kw_only=True):
+    """What a rerun answers: the new execution, the one it reruns and where from."""
+
+    rerun_of: str
+    from_: str = msgspec.field(name="from")
+
+
+class ExecutionPage(msgspec.Struct, kw_only=True):
+    """A page of GET /executions, newest first; `next_cursor` is null on the last."""
+
+    items: list[ExecutionSummary]
+    next_cursor: str | None
+
+
+class EventOut(msgspec.Struct, kw_only=True):
+    """One recorded event of an execution, as GET …/events lists it."""
+
+    seq: int
+    type: str
+    at: str
+    actor: str
+    element: str | None
+    data: dict[str, Any]
+
+
+class StateEventOut(msgspec.Struct, kw_only=True):
+    seq: int
+    type: str
+    at: str
+    actor: str
+    element: str | None
+
+
+class StateNodeOut(msgspec.Struct, kw_only=True):
+    state: str
+    attempts: int
+    output: Any
+    port: str | None
+    error: str | None
+    wake_at: str | None
+
+
+class InFlightOut(msgspec.Struct, kw_only=True):
+    element: str
+    attempt: int
+    request: Any
+
+
+class TimerOut(msgspec.Struct, kw_only=True):
+    element: str
+    wake_at: str
+
+
+class StateOut(msgspec.Struct, kw_only=True):
+    """GET …/state: the execution as it stood after its event `at` (domain.history.state_at)."""
+
+    execution_id: str
+    at: int
+    events: int
+    event: StateEventOut
+    status: ExecutionState
+    stack: list[str]
+    nodes: dict[str, StateNodeOut]
+    outputs: dict[str, Any]
+    output: Any
+    error: str | None
+    in_flight: list[InFlightOut]
+    timers: list[TimerOut]
 
 
 class ExecutionService:
@@ -39,7 +128,7 @@ class ExecutionService:
         store: EventStore,
         catalog: DefinitionCatalog,
         engine: ExecutionCommands,
-        statuses: Any,
+        statuses: StatusStore,
         live: LiveStatus | None = None,
         limits: TenantLimits | None = None,
     ) -> None:
@@ -59,7 +148,7 @@ class ExecutionService:
         input: Any,
         idempotency_key: str | None = None,
         timeout_s: float | None = None,
-    ) -> dict[str, Any]:
+    ) -> ExecutionOut:
         _check_timeout(timeout_s)
         try:
             process = await self._catalog.latest(tenant, process_id)
@@ -103,7 +192,7 @@ class ExecutionService:
             admission.undo()
             raise
         admission.started(finished=execution.finished)
-        return {"execution_id": execution_id, "status": execution.status}
+        return ExecutionOut(execution_id=execution_id, status=execution.status)
 
     async def rerun(
         self,
@@ -114,7 +203,7 @@ class ExecutionService:
         version: int | None = None,
         input: Any = msgspec.UNSET,
         timeout_s: float | None = None,
-    ) -> dict[str, Any]:
+    ) -> RerunOut:
         """Start a new execution that reuses the recorded outputs of everything upstream
         of `from_key` in execution `execution_id` and runs live from `from_key`.
 
@@ -164,12 +253,9 @@ class ExecutionService:
             admission.undo()
             raise
         admission.started(finished=execution.finished)
-        return {
-            "execution_id": rerun_id,
-            "status": execution.status,
-            "rerun_of": execution_id,
-            "from": from_key,
-        }
+        return RerunOut(
+            execution_id=rerun_id, status=execution.status, rerun_of=execution_id, from_=from_key
+        )
 
     async def _exists(self, tenant: str, execution_id: str) -> bool:
         first = await blocking(lambda: self._store.read(tenant, UUID(execution_id), upto=1))
@@ -177,15 +263,15 @@ class ExecutionService:
 
     async def _same_request(
         self, tenant: str, execution_id: str, request_hash: str
-    ) -> dict[str, Any]:
+    ) -> ExecutionOut:
         first = await blocking(lambda: self._store.read(tenant, UUID(execution_id), upto=1))
         existing = first[0].event if first else None
         if not isinstance(existing, ExecutionStarted) or existing.request_hash != request_hash:
             raise Conflict("this Idempotency-Key was used with a different request body")
         status = await self.status(tenant, execution_id)
-        return {"execution_id": execution_id, "status": status["status"]}
+        return ExecutionOut(execution_id=execution_id, status=status.status)
 
-    async def status(self, tenant: str, execution_id: str) -> dict[str, Any]:
+    async def status(self, tenant: str, execution_id: str) -> ExecutionStatus:
         _check_id(execution_id)
         if self._live is not None:
             live = await self._live(tenant, execution_id)
@@ -208,43 +294,43 @@ class ExecutionService:
         status: str | None,
         limit: int,
         cursor: str | None,
-    ) -> dict[str, Any]:
-        if status is not None and status not in STATUSES:
-            raise Invalid(f"status must be one of {', '.join(STATUSES)}")
+    ) -> ExecutionPage:
+        if status is not None and status not in EXECUTION_STATES:
+            raise Invalid(f"status must be one of {', '.join(EXECUTION_STATES)}")
         if not 1 <= limit <= 500:
             raise Invalid("limit must be between 1 and 500")
         after = _decode_cursor(cursor) if cursor else None
         if process_id is not None and not _is_uuid(process_id):
             # No process has such an id; answer as for any unknown one, without asking
             # a store that may refuse the value (PostgreSQL text cannot hold NUL).
-            return {"items": [], "next_cursor": None}
+            return ExecutionPage(items=[], next_cursor=None)
         items = await blocking(
-            lambda: self._statuses.list(
-                tenant, process_id=process_id, status=status, limit=limit, cursor=after
-            )
+            self._statuses.list,
+            tenant,
+            StatusQuery(process_id=process_id, status=status, limit=limit, before=after),
         )
         next_cursor = None
         if len(items) == limit:
             last = items[-1]
-            next_cursor = _encode_cursor(last["started_at"] or "", last["execution_id"])
-        return {"items": items, "next_cursor": next_cursor}
+            next_cursor = _encode_cursor(last.started_at or "", last.execution_id)
+        return ExecutionPage(items=items, next_cursor=next_cursor)
 
-    async def events(self, tenant: str, execution_id: str) -> list[dict[str, Any]]:
+    async def events(self, tenant: str, execution_id: str) -> list[EventOut]:
         _check_id(execution_id)
         history = await self._history(tenant, execution_id)
         return [
-            {
-                "seq": r.seq,
-                "type": event_type(r.event),
-                "at": r.event.at,
-                "actor": r.event.actor,
-                "element": getattr(r.event, "element", None),
-                "data": event_data(r.event),
-            }
+            EventOut(
+                seq=r.seq,
+                type=event_type(r.event),
+                at=r.event.at,
+                actor=r.event.actor,
+                element=getattr(r.event, "element", None),
+                data=event_data(r.event),
+            )
             for r in history
         ]
 
-    async def state(self, tenant: str, execution_id: str, at: int | None) -> dict[str, Any]:
+    async def state(self, tenant: str, execution_id: str, at: int | None) -> StateOut:
         """Time travel: the execution as it stood after its event `at` (default: the last):
         the stack, every element's state and output, effects in flight, timers."""
         _check_id(execution_id)
@@ -255,11 +341,13 @@ class ExecutionService:
         except UnknownProcess:
             raise NotFound(f"process {started.process_id} not found") from None
         try:
-            return state_at(execution_id, graph, [r.event for r in history], at)
+            state = state_at(execution_id, graph, [r.event for r in history], at)
         except StateRefused as exc:
             raise Invalid(str(exc), key="at") from None
+        # The domain answers a plain document; typed here for the API's schema.
+        return msgspec.convert(state, StateOut)
 
-    async def cancel(self, tenant: str, actor: str, execution_id: str) -> dict[str, Any]:
+    async def cancel(self, tenant: str, actor: str, execution_id: str) -> ExecutionOut:
         _check_id(execution_id)
         try:
             execution = await self._engine.cancel(tenant, execution_id, actor)
@@ -269,7 +357,7 @@ class ExecutionService:
             raise Conflict(exc.detail) from None
         except ConcurrencyError:
             raise Conflict("the execution moved on while cancelling; retry") from None
-        return {"execution_id": execution_id, "status": execution.status}
+        return ExecutionOut(execution_id=execution_id, status=execution.status)
 
     async def _history(self, tenant: str, execution_id: str) -> list[RecordedEvent]:
         """The execution's events, from its start (NotFound: none, or not an execution)."""

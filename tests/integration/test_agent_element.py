@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
+import msgspec
 import pytest
 import structlog
 from litestar.testing import AsyncTestClient
@@ -153,7 +154,7 @@ async def _agent(loom: Loom, tenant: str = "acme", **fields: Any) -> str:
         **{"name": "Qualifier", "system_prompt": "You qualify sales leads.", "model": "gpt-base"}
         | fields
     )
-    return (await loom.agents.save(tenant, "alice", spec))["agent_id"]
+    return (await loom.agents.save(tenant, "alice", spec)).agent_id
 
 
 def _process(agent_id: str, **params: Any) -> dict[str, Any]:
@@ -185,21 +186,23 @@ LEAD = {"name": "Bob", "amount": 120}
 async def _run(loom: Loom, agent_id: str, tenant: str = "acme", **params: Any) -> dict[str, Any]:
     saved = await loom.processes.save(tenant, "alice", _process(agent_id, **params))
     started = await loom.executions.start(tenant, "alice", saved["process_id"], None, LEAD)
-    return await _until_finished(loom, tenant, started["execution_id"])
+    return await _until_finished(loom, tenant, started.execution_id)
 
 
 async def _until_finished(loom: Loom, tenant: str, execution_id: str) -> dict[str, Any]:
+    """The status document, as the API sends it, once the execution ended."""
     for _ in range(400):
         status = await loom.executions.status(tenant, execution_id)
-        if status["status"] in ("completed", "failed", "cancelled"):
-            return status
+        if status.status in ("completed", "failed", "cancelled"):
+            document: dict[str, Any] = msgspec.to_builtins(status)
+            return document
         await asyncio.sleep(0.025)
     raise AssertionError(f"execution {execution_id} did not finish: {status}")
 
 
 async def _failures(loom: Loom, execution_id: str) -> list[dict[str, Any]]:
     events = await loom.executions.events("acme", execution_id)
-    return [e["data"] for e in events if e["type"] == "NodeFailed"]
+    return [e.data for e in events if e.type == "NodeFailed"]
 
 
 # --- what is sent, what is recorded ----------------------------------------------------
@@ -280,7 +283,7 @@ async def test_a_finished_execution_never_asks_the_llm_again(sqlite_url: str, ll
         await _close(revived)
 
     assert report.deterministic
-    assert rebuilt["output"] == after_restart["output"] == status["output"]
+    assert rebuilt.output == after_restart.output == status["output"]
     assert len(llm.calls) == 1
 
 
@@ -374,7 +377,7 @@ async def test_a_refused_key_echoed_by_the_server_is_not_recorded(loom: Loom, ll
 
     assert status["error"] == "the LLM endpoint answered HTTP 401: Incorrect API key provided: ***"
     events = await loom.executions.events("acme", status["execution_id"])
-    assert API_KEY not in json.dumps(events)
+    assert API_KEY not in msgspec.json.encode(events).decode()
 
 
 # --- agents belong to their tenant ------------------------------------------------------------
@@ -430,7 +433,7 @@ async def test_an_agent_gone_at_run_time_fails_the_node_without_calling_the_llm(
             f"DELETE FROM {events_table('acme')} WHERE originator_id = ?", (UUID(agent_id).hex,)
         )
     started = await loom.executions.start("acme", "alice", saved["process_id"], None, LEAD)
-    status = await _until_finished(loom, "acme", started["execution_id"])
+    status = await _until_finished(loom, "acme", started.execution_id)
 
     assert status["status"] == "failed"
     assert status["error"] == f"agent {agent_id} does not exist in this tenant"

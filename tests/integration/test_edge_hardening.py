@@ -426,7 +426,7 @@ async def test_a_websocket_is_closed_4401_when_its_token_expires(
     started = await loom.executions.start("acme", "alice", saved["process_id"], None, {})
     token = mint_token(SECRET, "acme", "watcher", ttl_s=2)
     expires_at = json.loads(_b64decode(token.split(".")[1]))["exp"]
-    url = f"ws://127.0.0.1:{port}/ws/executions/{started['execution_id']}?token={token}"
+    url = f"ws://127.0.0.1:{port}/ws/executions/{started.execution_id}?token={token}"
 
     messages = []
     async with asyncio.timeout(15), connect(url) as ws:

@@ -14,6 +14,7 @@ import pytest
 
 from domain.history.replay import replay
 from infra.settings import Settings
+from projections.status import ExecutionStatus
 from services.bootstrap import Loom
 from services.usecases.errors import Conflict, NotFound
 
@@ -74,10 +75,10 @@ def _process(elements: list[dict[str, Any]], connections: list[tuple[str, str]])
     }
 
 
-async def _until_finished(loom: Loom, tenant: str, execution_id: str) -> dict[str, Any]:
+async def _until_finished(loom: Loom, tenant: str, execution_id: str) -> ExecutionStatus:
     for _ in range(400):
         status = await loom.executions.status(tenant, execution_id)
-        if status["status"] in ("completed", "failed", "cancelled"):
+        if status.status in ("completed", "failed", "cancelled"):
             return status
         await asyncio.sleep(0.025)
     raise AssertionError(f"execution {execution_id} did not finish: {status}")
@@ -113,12 +114,12 @@ async def test_an_http_element_calls_out_once_and_its_answer_is_recorded(
         ),
     )
     started = await loom.executions.start("acme", "alice", saved["process_id"], None, {"n": 7})
-    status = await _until_finished(loom, "acme", started["execution_id"])
+    status = await _until_finished(loom, "acme", started.execution_id)
 
-    assert status["status"] == "completed"
+    assert status.status == "completed"
     assert _Recorder.calls == [{"path": "/hook", "body": {"n": 7}}]
-    assert status["output"]["done"]["body"] == {"received": {"n": 7}, "n": 1}
-    assert await _replays_deterministically(loom, "acme", started["execution_id"])
+    assert status.output["done"]["body"] == {"received": {"n": 7}, "n": 1}
+    assert await _replays_deterministically(loom, "acme", started.execution_id)
     assert len(_Recorder.calls) == 1  # replay read the answer from history
 
 
@@ -137,15 +138,15 @@ async def test_a_delay_survives_a_restart_of_the_engine(database_url: str) -> No
     )
     started = await loom.executions.start("acme", "alice", saved["process_id"], None, {"k": 1})
     await loom.projector.settled()
-    assert (await loom.executions.status("acme", started["execution_id"]))["status"] == "running"
+    assert (await loom.executions.status("acme", started.execution_id)).status == "running"
     await loom.stop()
 
     revived = await _open(database_url)
     try:
-        status = await _until_finished(revived, "acme", started["execution_id"])
-        assert status["status"] == "completed"
-        assert status["output"] == {"done": {"k": 1}}
-        assert status["nodes"]["wait"]["state"] == "completed"
+        status = await _until_finished(revived, "acme", started.execution_id)
+        assert status.status == "completed"
+        assert status.output == {"done": {"k": 1}}
+        assert status.nodes["wait"].state == "completed"
     finally:
         await revived.stop()
 
@@ -170,8 +171,7 @@ async def test_many_executions_run_at_once_and_all_complete(loom: Loom) -> None:
         )
     )
     outputs = [
-        (await _until_finished(loom, "acme", s["execution_id"]))["output"]["done"]["v"]
-        for s in starts
+        (await _until_finished(loom, "acme", s.execution_id)).output["done"]["v"] for s in starts
     ]
     assert outputs == [2 * i for i in range(60)]
 
@@ -186,7 +186,7 @@ async def test_the_same_idempotency_key_answers_the_same_execution(loom: Loom) -
     again = await loom.executions.start(
         "acme", "alice", saved["process_id"], None, {"a": 1}, "key-1"
     )
-    assert again["execution_id"] == first["execution_id"]
+    assert again.execution_id == first.execution_id
     with pytest.raises(Conflict):
         await loom.executions.start("acme", "alice", saved["process_id"], None, {"a": 2}, "key-1")
     other_tenant = await loom.processes.save(
@@ -195,9 +195,9 @@ async def test_the_same_idempotency_key_answers_the_same_execution(loom: Loom) -
     theirs = await loom.executions.start(
         "globex", "bob", other_tenant["process_id"], None, {"a": 1}, "key-1"
     )
-    assert theirs["execution_id"] != first["execution_id"]  # keys are per tenant
-    events = await loom.executions.events("acme", first["execution_id"])
-    assert [e["type"] for e in events].count("ExecutionStarted") == 1
+    assert theirs.execution_id != first.execution_id  # keys are per tenant
+    events = await loom.executions.events("acme", first.execution_id)
+    assert [e.type for e in events].count("ExecutionStarted") == 1
 
 
 async def test_another_tenant_cannot_see_or_touch_an_execution(loom: Loom) -> None:
@@ -205,7 +205,7 @@ async def test_another_tenant_cannot_see_or_touch_an_execution(loom: Loom) -> No
         "acme", "alice", _process([{"key": "done", "type": "end"}], [("start", "done")])
     )
     started = await loom.executions.start("acme", "alice", saved["process_id"], None, None)
-    execution_id = started["execution_id"]
+    execution_id = started.execution_id
     with pytest.raises(NotFound):
         await loom.executions.status("globex", execution_id)
     with pytest.raises(NotFound):
@@ -217,7 +217,7 @@ async def test_another_tenant_cannot_see_or_touch_an_execution(loom: Loom) -> No
     with pytest.raises(NotFound):
         await loom.executions.start("globex", "mallory", saved["process_id"], None, None)
     await loom.projector.settled()
-    assert (await loom.executions.list("globex", None, None, 50, None))["items"] == []
+    assert (await loom.executions.list("globex", None, None, 50, None)).items == []
 
 
 async def test_cancel_during_a_delay_ends_the_execution_and_a_second_cancel_is_refused(
@@ -235,15 +235,15 @@ async def test_cancel_during_a_delay_ends_the_execution_and_a_second_cancel_is_r
         ),
     )
     started = await loom.executions.start("acme", "alice", saved["process_id"], None, None)
-    cancelled = await loom.executions.cancel("acme", "carol", started["execution_id"])
-    assert cancelled["status"] == "cancelled"
+    cancelled = await loom.executions.cancel("acme", "carol", started.execution_id)
+    assert cancelled.status == "cancelled"
     with pytest.raises(Conflict):
-        await loom.executions.cancel("acme", "carol", started["execution_id"])
-    status = await _until_finished(loom, "acme", started["execution_id"])
-    assert status["status"] == "cancelled"
-    assert status["nodes"]["wait"]["state"] == "cancelled"
-    events = await loom.executions.events("acme", started["execution_id"])
-    assert events[-1]["type"] == "ExecutionCancelled" and events[-1]["actor"] == "carol"
+        await loom.executions.cancel("acme", "carol", started.execution_id)
+    status = await _until_finished(loom, "acme", started.execution_id)
+    assert status.status == "cancelled"
+    assert status.nodes["wait"].state == "cancelled"
+    events = await loom.executions.events("acme", started.execution_id)
+    assert events[-1].type == "ExecutionCancelled" and events[-1].actor == "carol"
 
 
 async def test_the_read_model_rebuilds_to_the_same_documents(loom: Loom) -> None:
@@ -275,9 +275,9 @@ async def test_the_read_model_rebuilds_to_the_same_documents(loom: Loom) -> None
     ]
     saved = await loom.processes.save("acme", "alice", definition)
     ids = [
-        (await loom.executions.start("acme", "alice", saved["process_id"], None, {"n": n}))[
-            "execution_id"
-        ]
+        (
+            await loom.executions.start("acme", "alice", saved["process_id"], None, {"n": n})
+        ).execution_id
         for n in range(5)
     ]
     await loom.projector.settled()
@@ -285,6 +285,6 @@ async def test_the_read_model_rebuilds_to_the_same_documents(loom: Loom) -> None
     await asyncio.to_thread(loom.projector.rebuild, "acme")
     after = [await loom.executions.status("acme", i) for i in ids]
     assert before == after
-    assert [d["output"] for d in after] == [
+    assert [d.output for d in after] == [
         {"no": {"n": n}} if n <= 2 else {"yes": {"n": n}} for n in range(5)
     ]

@@ -249,11 +249,15 @@ async def run(
     loom: Loom, process_id: str, input: Any = None, timeout_s: float | None = None
 ) -> str:
     started = await loom.executions.start("acme", "alice", process_id, None, input, None, timeout_s)
-    return str(started["execution_id"])
+    return started.execution_id
 
 
 async def events(loom: Loom, execution_id: str) -> list[dict[str, Any]]:
-    return await loom.executions.events("acme", execution_id)
+    """The execution's events as the API sends them."""
+    result: list[dict[str, Any]] = msgspec.to_builtins(
+        await loom.executions.events("acme", execution_id)
+    )
+    return result
 
 
 async def has_event(loom: Loom, execution_id: str, kind: str, **data: Any) -> bool:
@@ -264,17 +268,18 @@ async def has_event(loom: Loom, execution_id: str, kind: str, **data: Any) -> bo
 
 
 async def finished(loom: Loom, execution_id: str) -> dict[str, Any]:
-    """The status document once the read model shows the execution ended."""
-    status: dict[str, Any] = {}
+    """The status document (as the API sends it) once the read model shows the execution ended."""
 
     async def ended() -> bool:
-        nonlocal status
         status = await loom.executions.status("acme", execution_id)
-        return status["status"] in ("completed", "failed", "cancelled")
+        return status.status in ("completed", "failed", "cancelled")
 
     await until(ended, f"execution {execution_id} to end")
     await loom.projector.settled()
-    return await loom.executions.status("acme", execution_id)
+    document: dict[str, Any] = msgspec.to_builtins(
+        await loom.executions.status("acme", execution_id)
+    )
+    return document
 
 
 async def replays(loom: Loom, execution_id: str) -> bool:
@@ -719,7 +724,7 @@ async def test_cancel_during_a_delay_stops_its_timer(loom: Loom, clock: Clock) -
     status = await finished(loom, execution_id)
 
     history = await events(loom, execution_id)
-    assert cancelled["status"] == "cancelled"
+    assert cancelled.status == "cancelled"
     assert status["status"] == "cancelled"
     assert status["nodes"]["wait"]["state"] == "cancelled"
     assert (history[-1]["type"], history[-1]["actor"]) == ("ExecutionCancelled", "carol")
@@ -773,7 +778,7 @@ async def test_an_answer_that_arrives_after_cancel_is_recorded_as_discarded(
 
     async def folded() -> bool:
         doc = await loom.executions.status("acme", execution_id)
-        return bool(doc["position"] == len(history))
+        return doc.position == len(history)
 
     await until(folded, "the read model to fold the discard")
     assert status["status"] == "cancelled"

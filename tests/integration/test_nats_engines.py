@@ -91,7 +91,7 @@ def chain(*middle: dict[str, Any]) -> dict[str, Any]:
 
 async def finished(loom: Loom, execution_id: str) -> bool:
     status = await loom.executions.status("acme", execution_id)
-    return status["status"] in ("completed", "failed", "cancelled")
+    return status.status in ("completed", "failed", "cancelled")
 
 
 async def test_a_timer_handed_back_fires_on_the_engine_that_is_there_when_it_is_due(
@@ -102,14 +102,14 @@ async def test_a_timer_handed_back_fires_on_the_engine_that_is_there_when_it_is_
         "acme", "alice", chain({"key": "wait", "type": "delay", "params": {"seconds": 1.5}})
     )
     started = await first.executions.start("acme", "alice", saved["process_id"], None, {})
-    execution_id = started["execution_id"]
+    execution_id = started.execution_id
     await asyncio.sleep(0.5)  # the first engine took the item and handed it back until then
     await first.stop()
     second = await looms("engine")
 
     await eventually(lambda: finished(second, execution_id), 20)
     status = await second.executions.status("acme", execution_id)
-    assert status["status"] == "completed"
+    assert status.status == "completed"
 
 
 async def test_engines_share_executions_and_never_record_a_step_twice(
@@ -127,9 +127,9 @@ async def test_engines_share_executions_and_never_record_a_step_twice(
         ),
     )
     ids = [
-        (await api.executions.start("acme", "alice", saved["process_id"], None, {"i": i}))[
-            "execution_id"
-        ]
+        (
+            await api.executions.start("acme", "alice", saved["process_id"], None, {"i": i})
+        ).execution_id
         for i in range(20)
     ]
 
@@ -185,7 +185,7 @@ async def call_in_flight(api: Loom, url: str) -> str:
     saved = await api.processes.save("acme", "alice", chain(call))
     started = await api.executions.start("acme", "alice", saved["process_id"], None, {})
     assert await asyncio.to_thread(_Hanging.received.wait, 15)
-    return str(started["execution_id"])
+    return started.execution_id
 
 
 async def test_a_cancel_over_the_api_stops_the_call_another_engine_is_making(
@@ -196,7 +196,7 @@ async def test_a_cancel_over_the_api_stops_the_call_another_engine_is_making(
 
     cancelled = await api.executions.cancel("acme", "alice", execution_id)
 
-    assert cancelled["status"] == "cancelled"
+    assert cancelled.status == "cancelled"
     # The engine holding it notices within its check interval and hangs up.
     assert await asyncio.to_thread(_Hanging.dropped.wait, 10)
     history = await asyncio.to_thread(api.store.read, "acme", UUID(execution_id))
@@ -236,12 +236,12 @@ async def test_a_chain_longer_than_a_slice_started_over_the_api_is_finished_by_t
     ]
     saved = await api.processes.save("acme", "alice", chain(*steps))
     started = await api.executions.start("acme", "alice", saved["process_id"], None, 0)
-    assert started["status"] == "running"  # paused after its first slice
-    execution_id = started["execution_id"]
+    assert started.status == "running"  # paused after its first slice
+    execution_id = started.execution_id
 
     await eventually(lambda: finished(api, execution_id), 30)
     status = await api.executions.status("acme", execution_id)
-    assert status["status"] == "completed" and status["output"] == {"done": 600}
+    assert status.status == "completed" and status.output == {"done": 600}
     history = await asyncio.to_thread(api.store.read, "acme", UUID(execution_id))
     completed = [r.event.element for r in history if isinstance(r.event, NodeCompleted)]
     assert completed == ["start", *(f"t{i}" for i in range(600)), "done"]

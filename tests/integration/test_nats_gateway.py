@@ -110,7 +110,7 @@ async def test_clients_see_every_seq_of_a_500_event_execution_exactly_once(
     # 8 + 2 * 246 = 500 events: the start, then, after the delay, the rest in one burst.
     saved = await loom.processes.save("acme", "alice", chain_after_a_delay(246, 1.5))
     started = await loom.executions.start("acme", "alice", saved["process_id"], None, {"v": 0})
-    url = served.socket_url(started["execution_id"], "acme")
+    url = served.socket_url(started.execution_id, "acme")
 
     early = asyncio.create_task(read_socket(url))
     await asyncio.sleep(0.5)
@@ -134,7 +134,7 @@ async def test_a_client_of_another_tenant_never_receives_anything_of_it(served: 
     loom = served.loom
     saved = await loom.processes.save("acme", "alice", chain_after_a_delay(20, 1.0))
     started = await loom.executions.start("acme", "alice", saved["process_id"], None, {"v": 0})
-    execution_id = started["execution_id"]
+    execution_id = started.execution_id
 
     leaked: list[RecordedEvent] = []
     stop = await loom.feed.watch(

@@ -15,7 +15,7 @@ from infra.bus.nats import JetStreamPublisher, NatsClient, NatsSettings
 from infra.bus.relay_state import PostgresRelayState
 from infra.readmodel.status_store import PostgresStatusStore
 from infra.store.postgres import PostgresEventStore, parse_postgres_url
-from projections.status import StatusDoc, empty_status, fold_status
+from projections.status import ExecutionStatus, empty_status, fold_status
 from services.roles.projector.projector import Projector
 from services.roles.relay.relay import Relay
 from tests.nats_support import end_process, eventually, execution_events, spawn_role
@@ -35,7 +35,7 @@ def store(pg_url: str) -> Iterator[PostgresEventStore]:
     store.close()
 
 
-def folded(store: PostgresEventStore, tenant: str, stream: UUID) -> StatusDoc:
+def folded(store: PostgresEventStore, tenant: str, stream: UUID) -> ExecutionStatus:
     doc = empty_status(str(stream))
     for recorded in store.read(tenant, stream):
         fold_status(doc, recorded.seq, recorded.event)

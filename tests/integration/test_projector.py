@@ -14,7 +14,7 @@ import pytest
 from domain.ports import Append, RecordedEvent, StoreUnavailable
 from infra.readmodel.status_store import SQLiteStatusStore, StatusRow
 from infra.store.sqlite import SQLiteEventStore
-from projections.status import StatusDoc, empty_status, fold_status
+from projections.status import ExecutionStatus, empty_status, fold_status
 from services.roles.projector import projector as projector_module
 from services.roles.projector.projector import Projector
 from tests.nats_support import execution_events
@@ -43,7 +43,7 @@ def commit(
     return [r for r in every if r.stream_id == stream and r.seq > after]
 
 
-def folded(store: SQLiteEventStore, stream: UUID) -> StatusDoc:
+def folded(store: SQLiteEventStore, stream: UUID) -> ExecutionStatus:
     doc = empty_status(str(stream))
     for recorded in store.read("acme", stream):
         fold_status(doc, recorded.seq, recorded.event)
@@ -79,7 +79,7 @@ async def test_a_current_document_is_a_copy(
     projector.deliver(
         "acme", commit(store, stream, len(events), execution_events(0, finish=True)[1:])
     )
-    assert seen["status"] == "running"
+    assert seen.status == "running"
     assert await projector.current("acme", str(stream)) == folded(store, stream)
 
 
@@ -99,7 +99,7 @@ async def test_an_execution_it_never_saw_is_folded_from_the_saved_document_and_t
     await asyncio.wait_for(projector.settled(), timeout=10)
     assert await projector.current("acme", str(stream)) == folded(store, stream)
     assert statuses.get("acme", str(stream)) == folded(store, stream)
-    assert statuses.get("acme", str(stream))["status"] == "completed"
+    assert statuses.get("acme", str(stream)).status == "completed"
     await projector.close()
 
 
@@ -162,7 +162,7 @@ async def test_shuffled_and_repeated_batches_from_two_projectors_converge_to_the
             held = await projector.current("acme", str(stream))
             if held is not None:
                 prefix = empty_status(str(stream))
-                for r in store.read("acme", stream, upto=held["position"]):
+                for r in store.read("acme", stream, upto=held.position):
                     fold_status(prefix, r.seq, r.event)
                 assert held == prefix
 
@@ -178,7 +178,7 @@ async def test_a_document_never_goes_back_while_other_events_wait_on_reads(
     later = commit(store, other, len(first), execution_events(0, finish=True)[1:])
     projector.deliver("acme", later)
     assert projector.backlog == 1
-    assert (await projector.current("acme", str(done)))["status"] == "completed"
+    assert (await projector.current("acme", str(done))).status == "completed"
     assert await projector.current("acme", str(other)) == folded(store, other)
 
 
@@ -205,7 +205,7 @@ class BrokenFor:
         self._broken = execution_id
         self.reads = 0
 
-    def get(self, tenant: str, execution_id: str) -> StatusDoc | None:
+    def get(self, tenant: str, execution_id: str) -> ExecutionStatus | None:
         if execution_id == self._broken:
             self.reads += 1
             raise ValueError("unreadable document")
@@ -241,7 +241,7 @@ async def test_a_fold_failing_as_it_is_delivered_never_reaches_the_engine(
     real = projector_module.fold_status
     calls = 0
 
-    def fails_once(doc: StatusDoc, seq: int, event: Any) -> StatusDoc:
+    def fails_once(doc: ExecutionStatus, seq: int, event: Any) -> ExecutionStatus:
         nonlocal calls
         calls += 1
         if calls == 1:

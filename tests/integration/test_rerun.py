@@ -156,10 +156,12 @@ def without_fetch(server: str) -> dict[str, Any]:
 
 
 async def finished(loom: Loom, execution_id: str, tenant: str = "acme") -> dict[str, Any]:
+    """The status document, as the API sends it, once the execution ended."""
     for _ in range(500):
         status = await loom.executions.status(tenant, execution_id)
-        if status["status"] in ("completed", "failed", "cancelled"):
-            return status
+        if status.status in ("completed", "failed", "cancelled"):
+            document: dict[str, Any] = msgspec.to_builtins(status)
+            return document
         await asyncio.sleep(0.02)
     raise AssertionError(f"execution {execution_id} did not finish")
 
@@ -167,15 +169,17 @@ async def finished(loom: Loom, execution_id: str, tenant: str = "acme") -> dict[
 async def original_run(loom: Loom, server: str) -> tuple[str, str]:
     saved = await loom.processes.save("acme", "alice", definition(server))
     started = await loom.executions.start("acme", "alice", saved["process_id"], None, {"id": 7})
-    status = await finished(loom, started["execution_id"])
+    status = await finished(loom, started.execution_id)
     assert status["status"] == "completed"
-    return str(saved["process_id"]), str(started["execution_id"])
+    return str(saved["process_id"]), started.execution_id
 
 
 async def started_event(loom: Loom, execution_id: str) -> dict[str, Any]:
+    """The execution's first event, as the API sends it."""
     events = await loom.executions.events("acme", execution_id)
-    assert events[0]["type"] == "ExecutionStarted"
-    return events[0]
+    assert events[0].type == "ExecutionStarted"
+    event: dict[str, Any] = msgspec.to_builtins(events[0])
+    return event
 
 
 async def replays(loom: Loom, execution_id: str) -> bool:
@@ -198,34 +202,34 @@ async def test_a_rerun_from_the_middle_reuses_the_http_answer_and_calls_only_wha
     assert [path for path, _ in Recorder.calls] == ["/fetch?id=7", "/notify"]
 
     again = await loom.executions.rerun("acme", "bob", original_id, "shape")
-    status = await finished(loom, again["execution_id"])
+    status = await finished(loom, again.execution_id)
 
-    assert again["rerun_of"] == original_id and again["from"] == "shape"
+    assert again.rerun_of == original_id and again.from_ == "shape"
     assert status["status"] == "completed"
     assert [path for path, _ in Recorder.calls] == ["/fetch?id=7", "/notify", "/notify"]
     assert Recorder.calls[-1][1] == {"score": 80}
-    assert status["output"] == original["output"]
+    assert status["output"] == original.output
     assert (status["rerun_of"], status["from"]) == (original_id, "shape")
-    started = await started_event(loom, again["execution_id"])
+    started = await started_event(loom, again.execution_id)
     assert started["actor"] == "bob"
     assert started["data"]["rerun_of"] == original_id
     assert started["data"]["from_element"] == "shape"
     assert started["data"]["input"] == {"id": 7}
     assert started["data"]["reused"] == {
         "start": {"output": {"id": 7}, "port": "out"},
-        "fetch": {"output": original["nodes"]["fetch"]["output"], "port": "out"},
+        "fetch": {"output": original.nodes["fetch"].output, "port": "out"},
     }
-    assert status["nodes"]["fetch"]["output"] == original["nodes"]["fetch"]["output"]
-    assert await replays(loom, again["execution_id"])
+    assert status["nodes"]["fetch"]["output"] == original.nodes["fetch"].output
+    assert await replays(loom, again.execution_id)
 
 
 async def test_a_rerun_of_a_rerun_still_reuses_the_first_answer(loom: Loom, server: str) -> None:
     _, original_id = await original_run(loom, server)
     first = await loom.executions.rerun("acme", "bob", original_id, "notify")
-    await finished(loom, first["execution_id"])
+    await finished(loom, first.execution_id)
 
-    second = await loom.executions.rerun("acme", "bob", first["execution_id"], "shape")
-    status = await finished(loom, second["execution_id"])
+    second = await loom.executions.rerun("acme", "bob", first.execution_id, "shape")
+    status = await finished(loom, second.execution_id)
 
     assert status["status"] == "completed"
     assert [path for path, _ in Recorder.calls].count("/fetch?id=7") == 1
@@ -244,7 +248,7 @@ async def test_a_rerun_on_a_newer_version_runs_the_new_definition_from_the_eleme
     )
 
     again = await loom.executions.rerun("acme", "bob", original_id, "notify", version=2)
-    status = await finished(loom, again["execution_id"])
+    status = await finished(loom, again.execution_id)
 
     assert status["version"] == 2
     assert Recorder.calls[-1] == ("/notify", {"score": 80, "v": 2})
@@ -255,9 +259,9 @@ async def test_a_rerun_with_a_new_input_feeds_it_to_the_trigger(loom: Loom, serv
     _, original_id = await original_run(loom, server)
 
     again = await loom.executions.rerun("acme", "bob", original_id, "notify", input={"id": 8})
-    status = await finished(loom, again["execution_id"])
+    status = await finished(loom, again.execution_id)
 
-    started = await started_event(loom, again["execution_id"])
+    started = await started_event(loom, again.execution_id)
     assert started["data"]["input"] == {"id": 8}
     assert "start" not in started["data"]["reused"]
     assert status["nodes"]["start"]["output"] == {"id": 8}
@@ -337,17 +341,17 @@ async def test_an_error_branch_taken_before_the_element_is_reused_as_taken(
         },
     )
     first = await loom.executions.start("acme", "alice", saved["process_id"], None, {})
-    original = await finished(loom, first["execution_id"])
+    original = await finished(loom, first.execution_id)
     assert original["output"] == {"done": {"tries": 1}}
 
-    again = await loom.executions.rerun("acme", "bob", first["execution_id"], "note")
-    status = await finished(loom, again["execution_id"])
+    again = await loom.executions.rerun("acme", "bob", first.execution_id, "note")
+    status = await finished(loom, again.execution_id)
 
-    started = await started_event(loom, again["execution_id"])
+    started = await started_event(loom, again.execution_id)
     assert started["data"]["reused"]["fetch"]["port"] == "error"
     assert status["output"] == {"done": {"tries": 1}}
     assert status["nodes"]["ok"]["state"] == "skipped"
-    assert await replays(loom, again["execution_id"])
+    assert await replays(loom, again.execution_id)
 
 
 # --- the REST route -----------------------------------------------------------------------------

@@ -191,14 +191,14 @@ async def executions(database_url: str) -> list[str]:
             started = await loom.executions.start(
                 "acme", "alice", saved["process_id"], None, {"amount": amount}
             )
-            ids.append(started["execution_id"])
+            ids.append(started.execution_id)
         for execution_id in ids:
             for _ in range(200):
                 status = await loom.executions.status("acme", execution_id)
-                if status["status"] == "completed":
+                if status.status == "completed":
                     break
                 await asyncio.sleep(0.025)
-            assert status["status"] == "completed"
+            assert status.status == "completed"
     finally:
         await loom.stop()
     return ids

@@ -134,8 +134,9 @@ class Recorded(msgspec.Struct):
 async def _until_finished(loom: Loom, tenant: str, execution_id: str) -> dict[str, Any]:
     for _ in range(400):
         status = await loom.executions.status(tenant, execution_id)
-        if status["status"] in ("completed", "failed", "cancelled"):
-            return status
+        if status.status in ("completed", "failed", "cancelled"):
+            document: dict[str, Any] = msgspec.to_builtins(status)
+            return document
         await asyncio.sleep(0.025)
     raise AssertionError(f"execution {execution_id} did not finish")
 
@@ -161,8 +162,8 @@ async def recorded(database_url: str, hook: str) -> Recorded:
             "globex", "gina", other["process_id"], None, {"amount": 1}
         )
         for tenant, started in [("acme", big), ("acme", small), ("acme", upgraded)]:
-            await _until_finished(loom, tenant, started["execution_id"])
-        await _until_finished(loom, "globex", foreign["execution_id"])
+            await _until_finished(loom, tenant, started.execution_id)
+        await _until_finished(loom, "globex", foreign.execution_id)
         await loom.projector.settled()
     finally:
         await loom.stop()
@@ -170,10 +171,10 @@ async def recorded(database_url: str, hook: str) -> Recorded:
     return Recorded(
         database_url,
         process_id,
-        big["execution_id"],
-        small["execution_id"],
-        upgraded["execution_id"],
-        foreign["execution_id"],
+        big.execution_id,
+        small.execution_id,
+        upgraded.execution_id,
+        foreign.execution_id,
     )
 
 
@@ -616,8 +617,8 @@ def _status_documents(url: str, execution_ids: tuple[str, ...]) -> list[dict[str
     finally:
         statuses.close()
         store.close()
-    assert all(doc is not None and doc["status"] == "completed" for doc in docs)
-    return docs
+    assert all(doc is not None and doc.status == "completed" for doc in docs)
+    return [msgspec.to_builtins(doc) for doc in docs]
 
 
 def test_export_since_and_import_of_an_altered_archive(

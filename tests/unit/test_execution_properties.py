@@ -200,11 +200,11 @@ def test_the_status_projection_agrees_with_the_aggregate(definition, input):
     for seq, event in enumerate(events, start=1):
         fold_status(doc, seq, event)
 
-    assert doc["status"] == execution.status
-    assert doc["output"] == execution.output
-    assert doc["position"] == execution.seq == len(events)
+    assert doc.status == execution.status
+    assert doc.output == execution.output
+    assert doc.position == execution.seq == len(events)
     for key, node in execution.nodes.items():
-        projected = doc["nodes"].get(key, {"state": "pending"})
-        assert projected["state"] == node.state, key
+        projected = doc.nodes.get(key)
+        assert (projected.state if projected else "pending") == node.state, key
         if node.state == "completed":
-            assert projected["output"] == node.output, key
+            assert projected is not None and projected.output == node.output, key

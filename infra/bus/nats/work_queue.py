@@ -10,8 +10,7 @@ the same one.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import structlog
 from nats.aio.msg import Msg
@@ -55,7 +54,7 @@ class WorkQueue:
     def ack_wait(self) -> float:
         return self._client.settings.ack_wait
 
-    async def items(self, room: Callable[[], Awaitable[int]]) -> Any:
+    async def items(self, room: Callable[[], Awaitable[int]]) -> AsyncIterator[WorkItem]:
         """Work items as they come, never more at once than `room()` allows."""
         s = self._client.settings
         config = ConsumerConfig(

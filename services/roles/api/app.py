@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 import structlog
@@ -273,10 +273,14 @@ async def _echo_request_id(message: Message, scope: Scope) -> None:
         message["headers"] = [*message.get("headers", ()), header]
 
 
+class HealthOut(msgspec.Struct, frozen=True):
+    status: Literal["ok"]
+
+
 @get("/health", exclude_from_auth=True, security=[], tags=["health"])
-async def health() -> dict[str, str]:
+async def health() -> HealthOut:
     """Liveness: answers as long as the process serves HTTP."""
-    return {"status": "ok"}
+    return HealthOut(status="ok")
 
 
 def create_app(

@@ -13,10 +13,27 @@ from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_202_ACCEPT
 
 from domain.elements import ELEMENT_TYPES
 from infra.auth import Identity
-from services.roles.api.schemas import AgentIn, ErrorOut, RerunIn, SaveProcessIn, StartExecutionIn
-from services.usecases.agents import AgentService, AgentSpec
+from projections.catalog import ProcessSummary, ProjectOut
+from projections.status import ExecutionStatus
+from services.roles.api.schemas import (
+    ElementTypeOut,
+    ErrorOut,
+    ProcessOut,
+    ProcessSavedOut,
+    RerunIn,
+    SaveProcessIn,
+    StartExecutionIn,
+)
+from services.usecases.agents import AgentOut, AgentService, AgentSpec
 from services.usecases.errors import Invalid
-from services.usecases.executions import ExecutionService
+from services.usecases.executions import (
+    EventOut,
+    ExecutionOut,
+    ExecutionPage,
+    ExecutionService,
+    RerunOut,
+    StateOut,
+)
 from services.usecases.processes import ProcessService
 
 _ERRORS = {
@@ -63,9 +80,10 @@ class ProcessController(Controller):
         request: Request[Any, Any, Any],
         data: JSONBody[SaveProcessIn],
         processes: NamedDependency[ProcessService],
-    ) -> dict[str, Any]:
+    ) -> ProcessSavedOut:
         who = _who(request)
-        return await processes.save(who.tenant, who.sub, _definition(data))
+        saved = await processes.save(who.tenant, who.sub, _definition(data))
+        return msgspec.convert(saved, ProcessSavedOut)
 
     @put(
         "/processes/{process_id:str}",
@@ -78,22 +96,23 @@ class ProcessController(Controller):
         process_id: FromPath[str],
         data: JSONBody[SaveProcessIn],
         processes: NamedDependency[ProcessService],
-    ) -> dict[str, Any]:
+    ) -> ProcessSavedOut:
         if data.expected_version is None:
             raise Invalid("`expected_version` is required to save a new version")
         who = _who(request)
-        return await processes.save(
+        saved = await processes.save(
             who.tenant,
             who.sub,
             _definition(data),
             process_id=process_id,
             expected_version=data.expected_version,
         )
+        return msgspec.convert(saved, ProcessSavedOut)
 
     @get("/processes", responses=_errors())
     async def list_processes(
         self, request: Request[Any, Any, Any], processes: NamedDependency[ProcessService]
-    ) -> list[dict[str, Any]]:
+    ) -> list[ProcessSummary]:
         return await processes.list(_who(request).tenant)
 
     @get("/processes/{process_id:str}", responses=_errors(400, 404))
@@ -103,25 +122,26 @@ class ProcessController(Controller):
         process_id: FromPath[str],
         processes: NamedDependency[ProcessService],
         version: Annotated[int | None, QueryParameter(ge=1)] = None,
-    ) -> dict[str, Any]:
-        return await processes.get(_who(request).tenant, process_id, version)
+    ) -> ProcessOut:
+        document = await processes.get(_who(request).tenant, process_id, version)
+        return msgspec.convert(document, ProcessOut)
 
     @get("/projects", responses=_errors())
     async def list_projects(
         self, request: Request[Any, Any, Any], processes: NamedDependency[ProcessService]
-    ) -> list[dict[str, Any]]:
+    ) -> list[ProjectOut]:
         return await processes.projects(_who(request).tenant)
 
     @get("/element-types", responses=_errors())
-    async def element_types(self) -> list[dict[str, Any]]:
+    async def element_types(self) -> list[ElementTypeOut]:
         return [
-            {
-                "type": kind.name,
-                "description": kind.description,
-                "params_schema": kind.params_schema(),
-                "ports": [*kind.ports, "error"],
-                "side_effects": kind.side_effects,
-            }
+            ElementTypeOut(
+                type=kind.name,
+                description=kind.description,
+                params_schema=kind.params_schema(),
+                ports=[*kind.ports, "error"],
+                side_effects=kind.side_effects,
+            )
             for kind in ELEMENT_TYPES.values()
         ]
 
@@ -136,7 +156,7 @@ class ExecutionController(Controller):
         data: JSONBody[StartExecutionIn],
         executions: NamedDependency[ExecutionService],
         idempotency_key: Annotated[str | None, HeaderParameter(name="Idempotency-Key")] = None,
-    ) -> dict[str, Any]:
+    ) -> ExecutionOut:
         who = _who(request)
         return await executions.start(
             who.tenant,
@@ -157,7 +177,7 @@ class ExecutionController(Controller):
         status: FromQuery[str | None] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=500)] = 50,
         cursor: FromQuery[str | None] = None,
-    ) -> dict[str, Any]:
+    ) -> ExecutionPage:
         return await executions.list(_who(request).tenant, process_id, status, limit, cursor)
 
     @get("/{execution_id:str}/status", responses=_errors(404))
@@ -166,7 +186,7 @@ class ExecutionController(Controller):
         request: Request[Any, Any, Any],
         execution_id: FromPath[str],
         executions: NamedDependency[ExecutionService],
-    ) -> dict[str, Any]:
+    ) -> ExecutionStatus:
         return await executions.status(_who(request).tenant, execution_id)
 
     @get("/{execution_id:str}/events", responses=_errors(404))
@@ -175,7 +195,7 @@ class ExecutionController(Controller):
         request: Request[Any, Any, Any],
         execution_id: FromPath[str],
         executions: NamedDependency[ExecutionService],
-    ) -> list[dict[str, Any]]:
+    ) -> list[EventOut]:
         return await executions.events(_who(request).tenant, execution_id)
 
     @get("/{execution_id:str}/state", responses=_errors(400, 404, 422))
@@ -185,7 +205,7 @@ class ExecutionController(Controller):
         execution_id: FromPath[str],
         executions: NamedDependency[ExecutionService],
         at: FromQuery[int | None] = None,
-    ) -> dict[str, Any]:
+    ) -> StateOut:
         return await executions.state(_who(request).tenant, execution_id, at)
 
     @post("/{execution_id:str}/cancel", status_code=HTTP_200_OK, responses=_errors(404, 409))
@@ -194,7 +214,7 @@ class ExecutionController(Controller):
         request: Request[Any, Any, Any],
         execution_id: FromPath[str],
         executions: NamedDependency[ExecutionService],
-    ) -> dict[str, Any]:
+    ) -> ExecutionOut:
         who = _who(request)
         return await executions.cancel(who.tenant, who.sub, execution_id)
 
@@ -209,7 +229,7 @@ class ExecutionController(Controller):
         execution_id: FromPath[str],
         data: JSONBody[RerunIn],
         executions: NamedDependency[ExecutionService],
-    ) -> dict[str, Any]:
+    ) -> RerunOut:
         who = _who(request)
         return await executions.rerun(
             who.tenant, who.sub, execution_id, data.from_, data.version, data.input, data.timeout_s
@@ -223,18 +243,16 @@ class AgentController(Controller):
     async def create_agent(
         self,
         request: Request[Any, Any, Any],
-        data: JSONBody[AgentIn],
+        data: JSONBody[AgentSpec],
         agents: NamedDependency[AgentService],
-    ) -> dict[str, Any]:
+    ) -> AgentOut:
         who = _who(request)
-        return await agents.save(
-            who.tenant, who.sub, msgspec.convert(msgspec.to_builtins(data), AgentSpec)
-        )
+        return await agents.save(who.tenant, who.sub, data)
 
     @get("/", responses=_errors())
     async def list_agents(
         self, request: Request[Any, Any, Any], agents: NamedDependency[AgentService]
-    ) -> list[dict[str, Any]]:
+    ) -> list[AgentOut]:
         return await agents.list(_who(request).tenant)
 
     @get("/{agent_id:str}", responses=_errors(404))
@@ -243,7 +261,7 @@ class AgentController(Controller):
         request: Request[Any, Any, Any],
         agent_id: FromPath[str],
         agents: NamedDependency[AgentService],
-    ) -> dict[str, Any]:
+    ) -> AgentOut:
         return await agents.get(_who(request).tenant, agent_id)
 
     @put("/{agent_id:str}", status_code=HTTP_200_OK, responses=_errors(400, 404, 409, 413, 422))
@@ -251,12 +269,11 @@ class AgentController(Controller):
         self,
         request: Request[Any, Any, Any],
         agent_id: FromPath[str],
-        data: JSONBody[AgentIn],
+        data: JSONBody[AgentSpec],
         agents: NamedDependency[AgentService],
-    ) -> dict[str, Any]:
+    ) -> AgentOut:
         who = _who(request)
-        spec = msgspec.convert(msgspec.to_builtins(data), AgentSpec)
-        return await agents.save(who.tenant, who.sub, spec, agent_id)
+        return await agents.save(who.tenant, who.sub, data, agent_id)
 
 
 ROUTES = [ProcessController, ExecutionController, AgentController]

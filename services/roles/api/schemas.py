@@ -1,10 +1,14 @@
-"""Request bodies of the API, decoded once at the edge (kept apart from domain events)."""
+"""Request bodies of the API, decoded once at the edge (kept apart from domain events),
+and the answers the routes build here themselves (the use cases type their own)."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
 import msgspec
+
+from domain.definition import ThreadDef
+from projections.catalog import ProcessSummary
 
 
 class SaveProcessIn(msgspec.Struct, frozen=True):
@@ -31,13 +35,30 @@ class RerunIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     timeout_s: Annotated[float, msgspec.Meta(gt=0)] | None = None
 
 
-class AgentIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    name: str
-    system_prompt: str = ""
-    model: str = "gpt-4o-mini"
-    temperature: float | None = None
-    max_tokens: int | None = None
-    expected_version: int | None = None
+class ProcessSavedOut(msgspec.Struct, kw_only=True):
+    """What a save answers: the version it made, and the ids of its threads and elements."""
+
+    process_id: str
+    version: int
+    project_id: str
+    app_id: str
+    threads: dict[str, str]
+    elements: dict[str, str]
+
+
+class ProcessOut(ProcessSummary, kw_only=True):
+    """A process as GET /processes/{id} answers it: the listed header of the version
+    asked for, with that version's threads as they were saved."""
+
+    threads: list[ThreadDef]
+
+
+class ElementTypeOut(msgspec.Struct, kw_only=True):
+    type: str
+    description: str
+    params_schema: dict[str, Any]
+    ports: list[str]
+    side_effects: bool
 
 
 class ProblemOut(msgspec.Struct, frozen=True):

@@ -16,36 +16,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from typing import Any, Protocol
+from collections.abc import Sequence
+from typing import Protocol
 from uuid import UUID
 
 import structlog
 
 from domain.clock import parse_iso
 from domain.execution import Execution
-from domain.ports import Clock, EventFeed, EventStore, RecordedEvent
+from domain.ports import Clock, EventFeed, EventStore, RecordedEvent, WorkItem, WorkQueue
+from projections.status import StatusStore
 
 log = structlog.get_logger("loom.worker")
-
-
-class WorkItem(Protocol):
-    tenant: str
-    execution_id: UUID
-    deliveries: int
-
-    async def ack(self) -> None: ...
-
-    async def nak(self, delay: float | None = None) -> None: ...
-
-    async def in_progress(self) -> None: ...
-
-
-class WorkQueue(Protocol):
-    @property
-    def ack_wait(self) -> float: ...
-
-    def items(self, room: Callable[[], Awaitable[int]]) -> AsyncIterator[WorkItem]: ...
 
 
 class DrivenEngine(Protocol):
@@ -224,7 +206,9 @@ class WorkPublisher(Protocol):
     async def publish_work(self, tenant: str, execution_ids: Sequence[UUID]) -> None: ...
 
 
-async def requeue_running(store: EventStore, statuses: Any, publisher: WorkPublisher) -> int:
+async def requeue_running(
+    store: EventStore, statuses: StatusStore, publisher: WorkPublisher
+) -> int:
     """Queue every execution the read model shows running.
 
     Covers work items that were lost (a NATS server that lost its storage) and

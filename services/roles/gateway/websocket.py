@@ -21,7 +21,7 @@ import asyncio
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 from uuid import UUID
 
 import msgspec
@@ -30,8 +30,8 @@ from litestar.handlers import WebsocketRouteHandler
 from litestar.params import FromPath
 
 from domain.events import TERMINAL_EVENTS, event_data, event_type
-from domain.ports import EventFeed, EventStore, RecordedEvent
-from projections.status import TERMINAL_STATUSES
+from domain.ports import TERMINAL, EventFeed, EventStore, RecordedEvent
+from projections.status import ExecutionStatus
 from services.roles.auth import WS_UNAUTHENTICATED, accept_authenticated, session_expires_at
 from services.usecases.errors import NotFound
 from services.usecases.executions import ExecutionService
@@ -46,16 +46,34 @@ TEXT_CACHE = 4096
 _encoder = msgspec.json.Encoder()
 
 
-def message(execution_id: str, recorded: RecordedEvent) -> dict[str, Any]:
+class SnapshotMessage(msgspec.Struct, kw_only=True):
+    """The first message of a session: the execution's status document."""
+
+    type: Literal["snapshot"] = "snapshot"
+    status: ExecutionStatus
+
+
+class EventMessage(msgspec.Struct, kw_only=True):
+    """Every later message: one event of the execution, `type` naming it."""
+
+    type: str
+    execution_id: str
+    element: str | None
+    seq: int
+    at: str
+    data: dict[str, Any]
+
+
+def message(execution_id: str, recorded: RecordedEvent) -> EventMessage:
     event = recorded.event
-    return {
-        "type": event_type(event),
-        "execution_id": execution_id,
-        "element": getattr(event, "element", None),
-        "seq": recorded.seq,
-        "at": event.at,
-        "data": event_data(event),
-    }
+    return EventMessage(
+        type=event_type(event),
+        execution_id=execution_id,
+        element=getattr(event, "element", None),
+        seq=recorded.seq,
+        at=event.at,
+        data=event_data(event),
+    )
 
 
 class ExecutionSocket:
@@ -120,13 +138,11 @@ class ExecutionSocket:
             except NotFound:
                 await socket.close(code=WS_NOT_FOUND, reason="execution not found")
                 return
-            await socket.send_json({"type": "snapshot", "status": snapshot})
-            if snapshot["status"] in TERMINAL_STATUSES:
+            await socket.send_text(_encoder.encode(SnapshotMessage(status=snapshot)).decode())
+            if snapshot.status in TERMINAL:
                 await socket.close(code=1000)
                 return
-            await self._follow(
-                socket, tenant, execution_id, snapshot["position"], queue, expires_at
-            )
+            await self._follow(socket, tenant, execution_id, snapshot.position, queue, expires_at)
         finally:
             await unsubscribe()
 

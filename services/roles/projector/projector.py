@@ -5,7 +5,8 @@ it keeps in memory, and every few milliseconds writes what changed, with the
 tenant's position, in one transaction on a worker thread. Folding is
 idempotent by seq, so duplicates change nothing; `catch_up` reads the event
 store itself from the tracked position, which is how a restarted projector (or
-a rebuild) converges to the store.
+a rebuild) converges to the store. Both go through one fold (`_fold_steps`): the
+loop runs its store reads on a worker thread, catch-up runs them in place.
 
 The documents in memory are never older than the saved ones, so the API may
 answer status reads from them (`current`): in one process that makes the
@@ -16,17 +17,23 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter, OrderedDict, defaultdict
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Generator, Sequence
+from functools import partial
 from typing import Any
 from uuid import UUID
 
-import msgspec
 import structlog
 
 from domain.events import EXECUTION_EVENT_TYPES
 from domain.ports import EventStore, RecordedEvent, StoreUnavailable
-from infra.readmodel.status_store import status_row
-from projections.status import StatusDoc, empty_status, fold_status
+from projections.status import (
+    ExecutionStatus,
+    StatusStore,
+    copy_status,
+    empty_status,
+    fold_status,
+    status_row,
+)
 
 log = structlog.get_logger("loom.projector")
 
@@ -39,15 +46,11 @@ RETRY_S = 1.0
 # are dropped (and logged), so that they do not hold up everything behind them.
 MAX_FAILURES = 5
 
-_copy_encoder = msgspec.json.Encoder()
-_copy_decoder = msgspec.json.Decoder(dict[str, Any])
-
-
-def _copy(doc: StatusDoc) -> StatusDoc:
-    return _copy_decoder.decode(_copy_encoder.encode(doc))
-
-
 Key = tuple[str, str]
+# What a step of the fold needs done off the loop (a store read or write), and the
+# steps themselves: each yields a blocking call and is sent back its result.
+Blocking = Callable[[], Any]
+Steps = Generator[Blocking, Any, None]
 
 
 class _Queued:
@@ -63,15 +66,15 @@ class _Queued:
 
 
 class Projector:
-    def __init__(self, store: EventStore, statuses: Any, *, cache_size: int = 5000) -> None:
+    def __init__(self, store: EventStore, statuses: StatusStore, *, cache_size: int = 5000) -> None:
         self._store = store
         self._statuses = statuses
         self._cache_size = cache_size
         # Owned by the event loop: only coroutines and bus handlers touch these.
-        self._docs: OrderedDict[Key, StatusDoc] = OrderedDict()
+        self._docs: OrderedDict[Key, ExecutionStatus] = OrderedDict()
         self._inbox: list[_Queued] = []  # in delivery order, each waiting on a read
         self._queued: Counter[Key] = Counter()  # documents with events in the inbox
-        self._unsaved: dict[str, dict[str, StatusDoc]] = defaultdict(dict)
+        self._unsaved: dict[str, dict[str, ExecutionStatus]] = defaultdict(dict)
         self._positions: dict[str, int] = {}
         self._drain_lock = asyncio.Lock()
         self._wake = asyncio.Event()
@@ -117,20 +120,20 @@ class Projector:
         """Deliveries waiting on a store read before they can be folded."""
         return len(self._inbox)
 
-    async def current(self, tenant: str, execution_id: str) -> StatusDoc | None:
+    async def current(self, tenant: str, execution_id: str) -> ExecutionStatus | None:
         """A copy of the execution's document as current as the store, if this projector
         holds it or has events of it waiting (None: ask the read model)."""
         doc = self._held(tenant, execution_id)
         if not self._queued[(tenant, execution_id)]:
-            return None if doc is None else _copy(doc)
+            return None if doc is None else copy_status(doc)
         # Some of its events wait on a read: the store has them all, fold them on a copy.
-        copy = _copy(doc) if doc is not None else empty_status(execution_id)
+        copy = copy_status(doc) if doc is not None else empty_status(execution_id)
         history = await asyncio.to_thread(
-            self._store.read, tenant, UUID(execution_id), after=copy["position"]
+            self._store.read, tenant, UUID(execution_id), after=copy.position
         )
         for recorded in history:
             fold_status(copy, recorded.seq, recorded.event)
-        return copy if copy["position"] else None
+        return copy if copy.position else None
 
     # --- the loop ----------------------------------------------------------------------
 
@@ -172,7 +175,7 @@ class Projector:
                 while self._inbox:
                     head = self._inbox[0]
                     try:
-                        await self._fold_with_reads(head.tenant, head.events)
+                        await _run(self._fold_steps(head.tenant, head.events))
                     except StoreUnavailable:
                         raise
                     except Exception:
@@ -182,7 +185,8 @@ class Projector:
                         self._give_up(head)
                         continue
                     self._dequeue(head)
-                await self._save()
+                for tenant in list(self._unsaved):
+                    await _run(self._save_steps(tenant))
             finally:
                 if not self._inbox and not self._unsaved:
                     self._idle.set()
@@ -224,16 +228,16 @@ class Projector:
         self._fold(tenant, events, mine)
         return True
 
-    async def _fold_with_reads(self, tenant: str, events: Sequence[RecordedEvent]) -> None:
+    def _fold_steps(self, tenant: str, events: Sequence[RecordedEvent]) -> Steps:
         """Fetch the saved documents and the missed events `events` need, then fold them.
 
-        One trip to a worker thread for the documents and one for the events, however
-        many executions the batch spans.
+        One read for the documents and one for the events, however many executions
+        the batch spans; nothing is changed before the first read is back.
         """
         mine = _execution_events(events)
         missing = list(dict.fromkeys(i for i, _ in mine if self._held(tenant, i) is None))
         if missing:
-            stored = await asyncio.to_thread(self._saved_docs, tenant, missing)
+            stored: dict[str, ExecutionStatus] = yield partial(self._saved_docs, tenant, missing)
             for execution_id in missing:
                 # Folded meanwhile? The held document is the newer one.
                 if self._held(tenant, execution_id) is None:
@@ -241,12 +245,12 @@ class Projector:
                     self._hold(tenant, execution_id, doc)
         reads = self._reads(tenant, mine)
         if reads:
-            missed = await asyncio.to_thread(self._read_missed, tenant, reads)
+            missed: dict[str, list[RecordedEvent]] = yield partial(self._read_missed, tenant, reads)
             for execution_id, history in missed.items():
-                doc = self._held(tenant, execution_id)
-                assert doc is not None
+                held = self._held(tenant, execution_id)
+                assert held is not None
                 for event in history:
-                    fold_status(doc, event.seq, event.event)
+                    fold_status(held, event.seq, event.event)
         self._fold(tenant, events, mine)
 
     def _reads(
@@ -264,14 +268,14 @@ class Projector:
                 reads[execution_id] = (stream, after, max(upto, recorded.seq))
                 continue
             held = self._held(tenant, execution_id)
-            start = 0 if held is None else held["position"]
+            start = 0 if held is None else held.position
             position = expected.get(execution_id, start)
             if recorded.seq > position + 1:
                 reads[execution_id] = (recorded.stream_id, start, recorded.seq)
             expected[execution_id] = max(position, recorded.seq)
         return reads
 
-    def _saved_docs(self, tenant: str, execution_ids: list[str]) -> dict[str, StatusDoc]:
+    def _saved_docs(self, tenant: str, execution_ids: list[str]) -> dict[str, ExecutionStatus]:
         found = ((i, self._statuses.get(tenant, i)) for i in execution_ids)
         return {i: doc for i, doc in found if doc is not None}
 
@@ -290,7 +294,7 @@ class Projector:
         mine: list[tuple[str, RecordedEvent]],
     ) -> None:
         unsaved = self._unsaved[tenant]
-        doc: StatusDoc | None = None
+        doc: ExecutionStatus | None = None
         folding = ""
         for execution_id, recorded in mine:
             if execution_id != folding:
@@ -308,7 +312,7 @@ class Projector:
         if not unsaved and tenant not in self._positions:
             del self._unsaved[tenant]
 
-    def _held(self, tenant: str, execution_id: str) -> StatusDoc | None:
+    def _held(self, tenant: str, execution_id: str) -> ExecutionStatus | None:
         doc = self._docs.get((tenant, execution_id))
         if doc is not None:
             self._docs.move_to_end((tenant, execution_id))
@@ -316,59 +320,43 @@ class Projector:
         # Pushed out of the cache but not written yet: still the newest there is.
         return self._unsaved.get(tenant, {}).get(execution_id)
 
-    def _hold(self, tenant: str, execution_id: str, doc: StatusDoc) -> None:
+    def _hold(self, tenant: str, execution_id: str, doc: ExecutionStatus) -> None:
         self._docs[(tenant, execution_id)] = doc
         if len(self._docs) > self._cache_size:
             self._docs.popitem(last=False)
 
     # --- saving (on a worker thread) ---------------------------------------------------
 
-    async def _save(self) -> None:
-        for tenant in list(self._unsaved):
-            docs = self._unsaved.pop(tenant)
-            position = self._positions.pop(tenant, None)
-            # Snapshots taken here, on the loop: the documents go on folding meanwhile.
-            rows = [status_row(doc) for doc in docs.values()]
-            if not rows and position is None:
-                continue
-            try:
-                await asyncio.to_thread(self._statuses.save, tenant, rows, position)
-            except BaseException:
-                # Newer folds made meanwhile stay; put back what this write lost.
-                self._unsaved[tenant] = docs | self._unsaved.get(tenant, {})
-                if position is not None:
-                    self._positions[tenant] = max(position, self._positions.get(tenant, 0))
-                raise
+    def _save_steps(self, tenant: str) -> Steps:
+        """Write the tenant's changed documents with its position; on failure keep them."""
+        docs = self._unsaved.pop(tenant, {})
+        position = self._positions.pop(tenant, None)
+        # Snapshots taken here, on the loop: the documents go on folding meanwhile.
+        rows = [status_row(doc) for doc in docs.values()]
+        if not rows and position is None:
+            return
+        try:
+            yield partial(self._statuses.save, tenant, rows, position)
+        except BaseException:
+            # Newer folds made meanwhile stay; put back what this write lost.
+            self._unsaved[tenant] = docs | self._unsaved.get(tenant, {})
+            if position is not None:
+                self._positions[tenant] = max(position, self._positions.get(tenant, 0))
+            raise
 
     # --- blocking: catch-up and rebuild, while the loop is not folding -------------------
 
     def apply(self, tenant: str, events: Sequence[RecordedEvent]) -> None:
-        """Fold events into their saved documents and save them with the position (blocking).
+        """Fold events as the loop would, and save them with the position (blocking).
 
         Idempotent: an event at or below a document's position changes nothing. An
         event past a hole (a redelivery out of order, or a document another
         projector moved on meanwhile) first folds the hole from the store, so a
         saved document is always the fold of a whole prefix of its execution.
         """
-        touched: dict[str, StatusDoc] = {}
-        for recorded in events:
-            if not _is_execution_event(recorded):
-                continue
-            execution_id = str(recorded.stream_id)
-            doc = touched.get(execution_id)
-            if doc is None:
-                doc = self._statuses.get(tenant, execution_id) or empty_status(execution_id)
-            if recorded.seq > doc["position"] + 1:
-                for missed in self._store.read(
-                    tenant, recorded.stream_id, after=doc["position"], upto=recorded.seq - 1
-                ):
-                    fold_status(doc, missed.seq, missed.event)
-            fold_status(doc, recorded.seq, recorded.event)
-            touched[execution_id] = doc
-        position = max((r.position for r in events), default=0) or None
-        if not touched and position is None:
-            return
-        self._statuses.save(tenant, [status_row(doc) for doc in touched.values()], position)
+        _run_here(self._fold_steps(tenant, events))
+        if tenant in self._unsaved:
+            _run_here(self._save_steps(tenant))
 
     def catch_up(self, tenant: str, *, batch: int = 2000) -> int:
         """Fold everything the store holds past the tracked position (blocking)."""
@@ -386,7 +374,43 @@ class Projector:
         self._statuses.reset(tenant)
         for key in [key for key in self._docs if key[0] == tenant]:
             del self._docs[key]
+        self._unsaved.pop(tenant, None)
+        self._positions.pop(tenant, None)
         return self.catch_up(tenant)
+
+
+async def _run(
+    steps: Steps, perform: Callable[[Blocking], Awaitable[Any]] = asyncio.to_thread
+) -> None:
+    """Run the steps, each blocking call of theirs through `perform` (by default on a
+    worker thread, the loop going on meanwhile); a call's failure is raised in the step."""
+    try:
+        call = next(steps)
+        while True:
+            try:
+                result = await perform(call)
+            except BaseException as exc:
+                call = steps.throw(exc)
+            else:
+                call = steps.send(result)
+    except StopIteration:
+        return
+
+
+async def _in_place(call: Blocking) -> Any:
+    return call()
+
+
+def _run_here(steps: Steps) -> None:
+    """Run the steps and their blocking calls on this thread (catch-up, rebuild): with
+    calls made in place the coroutine never suspends, so one send runs it through."""
+    coroutine = _run(steps, _in_place)
+    try:
+        coroutine.send(None)
+    except StopIteration:
+        return
+    coroutine.close()
+    raise RuntimeError("a blocking fold suspended")
 
 
 _EXECUTION_EVENT_TYPES = frozenset(EXECUTION_EVENT_TYPES)

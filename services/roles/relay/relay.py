@@ -23,14 +23,14 @@ import asyncio
 import contextlib
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, NamedTuple, Protocol
 from uuid import UUID
 
 import structlog
 
 from domain.events import TERMINAL_EVENTS, ExecutionStarted
-from domain.ports import EventStore, RecordedEvent
+from domain.ports import EventStore, RecordedEvent, RelayState
 
 log = structlog.get_logger("loom.relay")
 
@@ -51,18 +51,6 @@ class Outbox(Protocol):
         ...
 
     async def on_wake(self, handler: Callable[[str], None]) -> Any: ...
-
-
-class RelayState(Protocol):
-    """The relay's positions and its lease (see infra.bus.relay_state)."""
-
-    def position(self, tenant: str) -> int: ...
-
-    def save(self, positions: Mapping[str, int]) -> None: ...
-
-    async def lead(self) -> bool: ...
-
-    async def close(self) -> None: ...
 
 
 class _Sent(NamedTuple):
