@@ -47,6 +47,38 @@ class ProcessFiled(Event, frozen=True, kw_only=True):
     name: str
 
 
+# --- secrets -------------------------------------------------------------------------
+# One stream per tenant holds its data key and its secrets, each value encrypted with
+# that key (AES-256-GCM) and the key wrapped by the deployment's master key: no event
+# holds a value, or a key, in the clear.
+
+
+class DataKeyMade(Event, frozen=True, kw_only=True):
+    """The tenant's data key, wrapped by the master key named by its fingerprint."""
+
+    wrapped: str  # base64: nonce + AES-GCM ciphertext of the 32-byte data key
+    master: str  # the master key's fingerprint
+
+
+class DataKeyRewrapped(Event, frozen=True, kw_only=True):
+    """The same data key, wrapped by a new master key (`loom secrets rotate-key`)."""
+
+    wrapped: str
+    master: str
+
+
+class SecretSaved(Event, frozen=True, kw_only=True):
+    """A secret was created (`created`) or given a new value."""
+
+    name: str
+    sealed: str  # base64: nonce + AES-GCM ciphertext of the value, bound to tenant and name
+    created: bool
+
+
+class SecretDeleted(Event, frozen=True, kw_only=True):
+    name: str
+
+
 # --- agents --------------------------------------------------------------------------
 
 
@@ -57,6 +89,9 @@ class AgentSaved(Event, frozen=True, kw_only=True):
     model: str
     temperature: float | None = None
     max_tokens: int | None = None
+    # The agent's own provider: its endpoint, and the name of the tenant secret with its key.
+    base_url: str | None = None
+    api_key_secret: str | None = None
 
 
 class AgentListed(Event, frozen=True, kw_only=True):
@@ -83,8 +118,10 @@ class ExecutionStarted(Event, frozen=True, kw_only=True):
 class NodeExecuting(Event, frozen=True, kw_only=True):
     element: str
     attempt: int = 1
-    input: Any = None
+    input: Any = None  # the request as recorded: `***` where a secret goes
     wake_at: str | None = None
+    # Where the request's secrets go, by name (domain.secrets.seal); never a value.
+    secrets: list[Any] | None = None
 
 
 class NodeCompleted(Event, frozen=True, kw_only=True):
@@ -149,6 +186,10 @@ AnyEvent = (
     | ProcessFiled
     | AgentSaved
     | AgentListed
+    | DataKeyMade
+    | DataKeyRewrapped
+    | SecretSaved
+    | SecretDeleted
     | ExecutionStarted
     | NodeExecuting
     | NodeCompleted

@@ -41,6 +41,7 @@ from domain.expression_cost import BUDGET_STEPS
 from domain.expressions import METER, Scope
 from domain.limits import check_size, oversize
 from domain.ports import TERMINAL
+from domain.secrets import seal
 
 # A run of pure elements pauses after this many elements or this many expression steps
 # (~10 ms, see domain/expression_cost.py), so that other executions, of this tenant and
@@ -55,7 +56,7 @@ EXECUTION_TIMEOUT = "@execution"
 class NodeRun:
     """Where one element stands in this execution."""
 
-    __slots__ = ("attempts", "error", "output", "port", "request", "state", "wake_at")
+    __slots__ = ("attempts", "error", "output", "port", "request", "secrets", "state", "wake_at")
 
     def __init__(self) -> None:
         self.state = "pending"
@@ -64,6 +65,7 @@ class NodeRun:
         self.attempts = 0
         self.port: str | None = None
         self.request: Any = None
+        self.secrets: list[Any] | None = None  # where the request's secrets go (domain.secrets)
         self.wake_at: str | None = None  # a delay's wake-up, or the end of a retry wait
 
 
@@ -115,6 +117,7 @@ class Execution:
         node.state = "running"
         node.attempts = event.attempt
         node.request = event.input
+        node.secrets = event.secrets
         node.wake_at = event.wake_at
 
     def _on_completed(self, event: NodeCompleted) -> None:
@@ -316,6 +319,7 @@ class Execution:
             emit(NodeExecuting(at=at, actor=actor, element=key))
             emit(NodeFailed(at=at, actor=actor, element=key, error=str(exc)))
             return
+        request, slots = seal(request)
         too_large = oversize(request, f"the request of {key}")
         if too_large is not None:
             emit(NodeExecuting(at=at, actor=actor, element=key))
@@ -324,7 +328,16 @@ class Execution:
         wake_at = None
         if node.kind.name == "delay":
             wake_at = iso(parse_iso(at) + request["seconds"])
-        emit(NodeExecuting(at=at, actor=actor, element=key, input=request, wake_at=wake_at))
+        emit(
+            NodeExecuting(
+                at=at,
+                actor=actor,
+                element=key,
+                input=request,
+                wake_at=wake_at,
+                secrets=slots or None,
+            )
+        )
 
     def _decide_end(self, at: str, actor: str, emit: Any) -> None:
         if self._uncaught is not None:
@@ -390,7 +403,12 @@ class Execution:
         else:
             emit(
                 NodeExecuting(
-                    at=at, actor=actor, element=key, attempt=run.attempts + 1, input=run.request
+                    at=at,
+                    actor=actor,
+                    element=key,
+                    attempt=run.attempts + 1,
+                    input=run.request,
+                    secrets=run.secrets,
                 )
             )
         return out + self.advance(at, actor)

@@ -21,6 +21,7 @@ from celpy.celparser import CELParseError, CELParser
 
 from domain.errors import ExpressionError
 from domain.expression_cost import MAX_VALUE_BYTES, CostModel, OverBudget
+from domain.secrets import Sealed, SecretRef, reference
 
 MAX_SOURCE_CHARS = 4096
 MAX_MACROS = 3
@@ -66,6 +67,8 @@ class Expression:
         self.source = source
         self.node_refs = _node_refs(source)
         self.variables = frozenset(self._program.variables())
+        if "secrets" in self.variables:
+            raise ExpressionError(_SECRETS_WHERE)
 
     def evaluate(self, scope: Scope) -> Any:
         activation = scope.activation(self.variables, self.node_refs)
@@ -81,29 +84,37 @@ class Expression:
 
 
 class Template:
-    """A string whose `{{ … }}` parts are CEL expressions; a lone `{{ x }}` keeps x's type."""
+    """A string whose `{{ … }}` parts are CEL expressions; a lone `{{ x }}` keeps x's type.
 
-    __slots__ = ("_parts", "source")
+    With `secrets`, a part may be `{{ secrets.NAME }}`: the rendering is then `Sealed`
+    (see domain/secrets.py), its value put in only by the engine when it sends it.
+    """
 
-    def __init__(self, source: str) -> None:
+    __slots__ = ("_parts", "secrets", "source")
+
+    def __init__(self, source: str, *, secrets: bool = False) -> None:
         self.source = source
-        parts: list[str | Expression] = []
+        parts: list[str | Expression | SecretRef] = []
         last = 0
         for match in _TEMPLATE.finditer(source):
             if match.start() > last:
                 parts.append(source[last : match.start()])
-            parts.append(Expression(match.group(1).strip()))
+            parts.append(_part(match.group(1), secrets))
             last = match.end()
         if last < len(source):
             parts.append(source[last:])
         self._parts = parts
+        self.secrets = frozenset(p.name for p in parts if isinstance(p, SecretRef))
 
     def render(self, scope: Scope) -> Any:
         if len(self._parts) == 1 and isinstance(self._parts[0], Expression):
             return self._parts[0].evaluate(scope)
-        out: list[str] = []
+        out: list[str | SecretRef] = []
         size = 0
         for part in self._parts:
+            if isinstance(part, SecretRef):
+                out.append(part)
+                continue
             if isinstance(part, str):
                 text = part
             else:
@@ -115,7 +126,27 @@ class Template:
                     f"{OVER_BUDGET} (template builds over {MAX_VALUE_BYTES} bytes)"
                 )
             out.append(text)
-        return "".join(out)
+        if self.secrets:
+            return Sealed(out)
+        return "".join(out)  # type: ignore[arg-type]  # no SecretRef without self.secrets
+
+
+_SECRETS_WHERE = (
+    "secrets may be used only as {{ secrets.NAME }} in the params of http elements "
+    "and the prompts of agent elements"
+)
+
+
+def _part(source: str, secrets: bool) -> Expression | SecretRef:
+    try:
+        name = reference(source)
+    except ValueError as exc:
+        raise ExpressionError(str(exc)) from None
+    if name is None:
+        return Expression(source.strip())
+    if not secrets:
+        raise ExpressionError(_SECRETS_WHERE)
+    return SecretRef(name)
 
 
 class Scope:
@@ -148,14 +179,14 @@ class Scope:
         return activation
 
 
-def compile_value(value: Any) -> Any:
+def compile_value(value: Any, *, secrets: bool = False) -> Any:
     """Compile every `{{ … }}` string inside a JSON-like value into a Template."""
     if isinstance(value, str):
-        return Template(value) if "{{" in value else value
+        return Template(value, secrets=secrets) if "{{" in value else value
     if isinstance(value, list):
-        return [compile_value(v) for v in value]
+        return [compile_value(v, secrets=secrets) for v in value]
     if isinstance(value, dict):
-        return {k: compile_value(v) for k, v in value.items()}
+        return {k: compile_value(v, secrets=secrets) for k, v in value.items()}
     return value
 
 

@@ -29,6 +29,14 @@ class EffectFailed(Exception):
     """An effect did not produce an output; the message is recorded in NodeFailed."""
 
 
+class UnknownSecret(EffectFailed):
+    """An element named a secret its tenant does not have (any more)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"unknown secret {name}")
+        self.name = name
+
+
 class RecordedEvent(msgspec.Struct, frozen=True):
     """An event as the store holds it: its stream, its place there, its place in the tenant."""
 
@@ -85,6 +93,12 @@ class Clock(Protocol):
 class AgentInvoker(Protocol):
     async def invoke(self, request: dict[str, Any], timeout_s: float | None) -> dict[str, Any]:
         """Ask the LLM; answers {"text", "model", "usage"}."""
+        ...
+
+
+class SecretValues(Protocol):
+    async def reveal(self, tenant: str, names: Sequence[str]) -> dict[str, str]:
+        """The values of the tenant's named secrets now; raises UnknownSecret for a missing one."""
         ...
 
 

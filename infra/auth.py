@@ -9,7 +9,6 @@ agree and no secret is ever written in the source.
 
 from __future__ import annotations
 
-import os
 import re
 import secrets
 import time
@@ -23,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric.ec import SECP256R1, EllipticCurv
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
+from infra.key_file import read_or_make
 from infra.settings import Settings
 
 TENANT_ID_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
@@ -194,25 +194,7 @@ def with_generated_secret(settings: Settings) -> Settings:
 def generated_secret(directory: Path) -> str:
     """The secret kept in `directory/jwt-secret`, made on first use (safe when racing)."""
     path = directory / GENERATED_SECRET_FILE
-    if not path.exists():
-        directory.mkdir(parents=True, exist_ok=True)
-        # Written whole under another name, then linked into place: a process starting
-        # at the same moment reads either nothing or the complete file, and one wins.
-        draft = directory / f".{GENERATED_SECRET_FILE}.{secrets.token_hex(8)}"
-        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            with os.fdopen(fd, "w") as out:
-                out.write(secrets.token_urlsafe(_GENERATED_SECRET_BYTES) + "\n")
-            try:
-                os.link(draft, path)
-            except FileExistsError:
-                pass  # another process made it first: theirs is the secret
-            except OSError:  # a file system without hard links
-                if not path.exists():
-                    os.replace(draft, path)
-        finally:
-            draft.unlink(missing_ok=True)
-    secret = path.read_text().strip()
+    secret = read_or_make(path, lambda: secrets.token_urlsafe(_GENERATED_SECRET_BYTES))
     if len(secret) < _GENERATED_SECRET_BYTES:
         raise ValueError(f"{path} holds no usable secret: delete it to make a new one")
     return secret

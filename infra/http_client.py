@@ -35,6 +35,16 @@ class _GuardedTransport(httpx.AsyncHTTPTransport):
         )
 
 
+def guarded_client(allow: Iterable[str] = ()) -> httpx.AsyncClient:
+    """An httpx client whose every connection passes the outbound guard (no redirects):
+    for endpoints a tenant names, such as an agent's own LLM provider."""
+    return httpx.AsyncClient(
+        transport=_GuardedTransport(GuardedNetworkBackend(OutboundGuard(allow))),
+        follow_redirects=False,
+        trust_env=False,
+    )
+
+
 class HttpxRequester:
     """Performs the `http` element's recorded request; answers {status, headers, body}.
 

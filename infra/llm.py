@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
+import httpx
 import msgspec
 import openai
 
@@ -59,7 +60,9 @@ class OpenAIAgentInvoker:
         api_key: str | None,
         *,
         default_timeout_s: float = DEFAULT_TIMEOUT_S,
+        http_client: httpx.AsyncClient | None = None,
     ) -> None:
+        """`http_client`: for an endpoint a tenant named, one behind the outbound guard."""
         self._base_url = base_url or OPENAI_BASE_URL
         # Local servers (Ollama, vLLM without --api-key) want no key, but the client needs one.
         self._api_key = api_key
@@ -69,6 +72,7 @@ class OpenAIAgentInvoker:
             api_key=api_key or "no-key",
             max_retries=0,
             timeout=default_timeout_s,
+            http_client=http_client,
         )
 
     @property

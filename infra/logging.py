@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
+from collections.abc import Iterable
 
 import msgspec
 import structlog
@@ -22,6 +23,45 @@ def redact_tokens(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict
     if isinstance(event, str) and "token=" in event:
         event_dict["event"] = _TOKEN_IN_URL.sub(r"\1***", event)
     return event_dict
+
+
+# Every secret value this process has revealed to an effect: no log line may hold one,
+# whoever writes it (an httpx error quoting a URL, a traceback, a library's warning).
+_REVEALED: set[str] = set()
+_MAX_REVEALED = 100_000
+
+
+def mask(values: Iterable[str]) -> None:
+    """From now on, show each of `values` as `***` in every log line of this process."""
+    fresh = {v for v in values if v and v not in _REVEALED}
+    if not fresh:
+        return
+    if len(_REVEALED) + len(fresh) > _MAX_REVEALED:
+        _REVEALED.clear()  # bounded; the values in use now are masked again as they are revealed
+    _REVEALED.update(fresh)
+
+
+def redact_secrets(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+    """Replace every revealed secret value in the line's strings (tracebacks included)."""
+    if not _REVEALED:
+        return event_dict
+    hidden = sorted(_REVEALED, key=len, reverse=True)
+    return {key: _masked(value, hidden) for key, value in event_dict.items()}
+
+
+def _masked(value: object, hidden: list[str]) -> object:
+    if isinstance(value, str):
+        for secret in hidden:
+            if secret in value:
+                value = value.replace(secret, "***")
+        return value
+    if isinstance(value, dict):
+        return {k: _masked(v, hidden) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_masked(v, hidden) for v in value]
+    if isinstance(value, int | float | bool) or value is None:
+        return value
+    return _masked(str(value), hidden)
 
 
 class _StdoutHandler(logging.StreamHandler):  # type: ignore[type-arg]
@@ -106,6 +146,7 @@ def configure_logging(level: str = "info") -> None:
             redact_tokens,
             structlog.processors.StackInfoRenderer(),
             structlog.processors.format_exc_info,
+            redact_secrets,
             structlog.processors.JSONRenderer(serializer=_dumps),
         ],
         logger_factory=_stdout_logger,
@@ -121,6 +162,7 @@ def configure_logging(level: str = "info") -> None:
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                 structlog.processors.format_exc_info,
+                redact_secrets,
                 structlog.processors.JSONRenderer(serializer=_dumps),
             ],
         )

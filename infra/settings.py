@@ -16,7 +16,7 @@ _DEFAULT_LOG_LEVEL = "info"
 # Per-tenant fairness limits (0: none); above what one tenant drives in `bench.api_bench`.
 _DEFAULT_TENANT_MAX_RUNNING = 10_000
 _DEFAULT_TENANT_STARTS_PER_S = 2000.0
-_SECRET_FIELDS = frozenset({"jwt_secret", "llm_api_key"})
+_SECRET_FIELDS = frozenset({"jwt_secret", "llm_api_key", "secrets_key"})
 # The HTTP edge: how long a client may take to send a request's headers and its
 # body, and how large its headers (request line included) may be.
 _DEFAULT_HTTP_HEADER_TIMEOUT_S = 10.0
@@ -43,6 +43,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     jwt_secret_is_dev: bool = True  # LOOM_JWT_SECRET is unset
     jwt_public_key: str | None = None
     jwt_max_ttl_s: int | None = None  # longest token lifetime accepted; None: no cap
+    # The master key of tenants' secrets (base64 of 32 bytes); None: the embedded
+    # default's key file under the data directory.
+    secrets_key: str | None = None
     host: str = _DEFAULT_HOST
     port: int = _DEFAULT_PORT
     llm_base_url: str | None = None
@@ -77,6 +80,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             jwt_secret_is_dev=secret is None,
             jwt_public_key=_pem(get("LOOM_JWT_PUBLIC_KEY")),
             jwt_max_ttl_s=_whole_number("LOOM_JWT_MAX_TTL", get("LOOM_JWT_MAX_TTL"), 1, "seconds"),
+            secrets_key=get("LOOM_SECRETS_KEY"),
             host=get("LOOM_HOST") or _DEFAULT_HOST,
             port=_port(get("LOOM_PORT")),
             llm_base_url=get("LOOM_LLM_BASE_URL"),

@@ -17,8 +17,9 @@ each, on one PostgreSQL):
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from litestar.di import Provide
 
 from domain.limits import set_result_limit
 from domain.ports import EventFeed, EventStore, RelayState
+from infra.auth import data_directory
 from infra.bus.inprocess import InProcessBus
 from infra.bus.nats import (
     EventConsumer,
@@ -38,10 +40,12 @@ from infra.bus.nats import (
     WorkQueue,
 )
 from infra.bus.relay_state import PostgresRelayState, SQLiteRelayState
-from infra.http_client import HttpxRequester
+from infra.http_client import HttpxRequester, guarded_client
 from infra.llm import FakeAgentInvoker, OpenAIAgentInvoker
+from infra.logging import mask
 from infra.readmodel.catalog_store import PostgresCatalogStore, SQLiteCatalogStore
 from infra.readmodel.status_store import PostgresStatusStore, SQLiteStatusStore
+from infra.secret_keys import GENERATED_KEY_FILE, MasterKey, SecretsKeyError, generated_master_key
 from infra.settings import Settings
 from infra.store import open_event_store
 from infra.store.postgres import parse_postgres_url
@@ -61,6 +65,7 @@ from services.usecases.agents import AgentService
 from services.usecases.catalog import DefinitionCatalog
 from services.usecases.executions import ExecutionService
 from services.usecases.processes import ProcessService
+from services.usecases.secrets import SecretService
 from services.usecases.tenant_limits import TenantLimits
 
 ROLES = ("api", "engine", "projector", "gateway")
@@ -93,14 +98,22 @@ class Loom:
         if not self.distributed and self.roles != set(ROLES):
             raise ValueError("running roles apart needs NATS: set LOOM_NATS_URL")
         self.clock = clock or SystemClock()
+        master = master_key(settings)  # before anything opens: a missing key stops here
         set_result_limit(settings.max_result_bytes)
         self.store: EventStore = open_event_store(settings.database_url)
         self.statuses = _status_store(settings.database_url, self.store)
         self.bus = InProcessBus()
         self.catalog = DefinitionCatalog(self.store)
         self.http = HttpxRequester(settings.http_allow)
-        self.agent_runner = AgentRunner(AgentService(self.store, self.clock), _llm(settings))
-        self.effects = Effects(self.http, self.agent_runner)
+        self.secrets = SecretService(self.store, self.clock, master)
+        self.agent_runner = AgentRunner(
+            AgentService(self.store, self.clock),
+            _llm(settings),
+            secrets=self.secrets,
+            provider=_provider(settings),
+            mask=mask,
+        )
+        self.effects = Effects(self.http, self.agent_runner, self.secrets, mask)
         # Distributed, this engine only records the api's commands (start, cancel):
         # effects and timers are the engine role's, and its cache would go stale.
         commands_only: dict[str, Any] = {"cache_size": 0, "run_effects": False, "run_timers": False}
@@ -166,6 +179,8 @@ class Loom:
 
         Distributed: start this process's roles (the engines' work queue resumes runs).
         """
+        # A deployment started with the wrong LOOM_SECRETS_KEY says so now, not at a call.
+        await asyncio.to_thread(self.secrets.check_master_key)
         if self.distributed:
             await self._start_roles()
             return
@@ -259,12 +274,54 @@ class Loom:
         await self.nats.close()
 
 
+def master_key(settings: Settings) -> Callable[[], MasterKey]:
+    """The master key of tenants' secrets: LOOM_SECRETS_KEY, or the embedded default's file.
+
+    Raises SecretsKeyError at once for a malformed key, or for none over NATS (every
+    role of a deployment must hold the same key; a file per host would not be).
+    The key file is made only when secrets are first used.
+    """
+    if settings.secrets_key is not None:
+        key = MasterKey.from_base64(settings.secrets_key)
+        return lambda: key
+    if settings.nats_url is not None:
+        raise SecretsKeyError(
+            "LOOM_SECRETS_KEY must be set when Loom runs over NATS: every role needs the "
+            "same key (32 random bytes in base64, e.g. `openssl rand -base64 32`)"
+        )
+    directory = data_directory(settings.database_url)
+
+    @functools.cache
+    def generated() -> MasterKey:
+        log.warning(
+            "LOOM_SECRETS_KEY is not set: secrets are encrypted with the key generated in "
+            f"{directory / GENERATED_KEY_FILE}; set LOOM_SECRETS_KEY in production"
+        )
+        return generated_master_key(directory)
+
+    return generated
+
+
 def _llm(settings: Settings) -> FakeAgentInvoker | OpenAIAgentInvoker:
     # The fake answers offline and deterministically, so `make run` needs no key;
     # a base URL alone is enough for local servers (Ollama, vLLM) that want none.
     if settings.llm_api_key is None and settings.llm_base_url is None:
         return FakeAgentInvoker()
     return OpenAIAgentInvoker(settings.llm_base_url, settings.llm_api_key)
+
+
+def _provider(settings: Settings) -> Callable[[str | None, str | None], OpenAIAgentInvoker]:
+    """A client for an agent's own provider: the endpoint a tenant named is reached only
+    through the outbound guard, as an http element's is; without one, the server's."""
+
+    def make(base_url: str | None, api_key: str | None) -> OpenAIAgentInvoker:
+        if base_url is None:
+            return OpenAIAgentInvoker(settings.llm_base_url, api_key)
+        return OpenAIAgentInvoker(
+            base_url, api_key, http_client=guarded_client(settings.http_allow)
+        )
+
+    return make
 
 
 def open_store(settings: Settings, *, create: bool = True) -> EventStore:
@@ -340,5 +397,6 @@ def web_app(loom: Loom) -> Litestar:
             "processes": provide(loom.processes),
             "executions": provide(loom.executions),
             "agents": provide(loom.agents),
+            "secrets": provide(loom.secrets),
         },
     )

@@ -54,6 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     rerun.add_argument("--sub", default="dev", help="the actor recorded (for a minted token)")
     rerun.add_argument("--url", help="Loom's base URL (default: http://LOOM_HOST:LOOM_PORT)")
     rerun.add_argument("--token", help="a bearer token (default: one minted for --tenant/--sub)")
+    secrets = sub.add_parser("secrets", help="the master key of tenants' secrets")
+    secrets.add_argument("action", choices=["rotate-key"])
     projections = sub.add_parser("projections", help="read-model maintenance")
     projections.add_argument("action", choices=["rebuild"])
     projections.add_argument("--tenant", required=True)
@@ -73,6 +75,12 @@ def main(argv: list[str] | None = None) -> int:
         return tools.run(settings, args)
     if args.command == "rerun":
         return _rerun(settings, args)
+    if args.command == "secrets":
+        import os
+
+        from services.tools.rotate import rotate_key
+
+        return rotate_key(settings, dict(os.environ))
     return _rebuild(settings, args.tenant)
 
 
@@ -163,7 +171,14 @@ def _serve(settings: Settings, role: str) -> int:
             "LOOM_JWT_SECRET is not set: tokens are signed with the dev secret generated in "
             f"{secret_file}; set LOOM_JWT_SECRET in production"
         )
-    loom = Loom(settings, roles=roles)
+    from infra.secret_keys import SecretsKeyError
+
+    try:
+        loom = Loom(settings, roles=roles)
+        loom.secrets.check_master_key()
+    except SecretsKeyError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     if not listens:
         return _run_headless(loom, role)
     app = web_app(loom)

@@ -10,6 +10,9 @@ from typing import Any
 SECRET = "a-test-secret-that-is-long-enough-for-hs256-and-for-hs512-too-0123456789"
 """The HS256 secret the API tests mint their tokens with."""
 
+SECRETS_KEY = "bG9vbS10ZXN0cy1tYXN0ZXIta2V5LTMyLWJ5dGVzISE="
+"""A LOOM_SECRETS_KEY for tests (32 bytes, base64): every role over NATS needs one."""
+
 Thread = tuple[list[dict[str, Any]], list[dict[str, Any]]]
 """One thread of a definition: its elements and its connections."""
 

@@ -48,7 +48,7 @@ class Agent(ElementType):
     side_effects = True
 
     def prepare(self, params: AgentParams) -> tuple[AgentParams, Template]:
-        return params, Template(params.prompt)
+        return params, Template(params.prompt, secrets=True)
 
     def effect(self, prepared: tuple[AgentParams, Template], scope: Scope) -> Any:
         params, template = prepared
@@ -56,7 +56,7 @@ class Agent(ElementType):
         return {
             "agent_id": params.agent_id,
             "model": params.model,
-            "prompt": prompt if isinstance(prompt, str) else _json(prompt),
+            "prompt": prompt if isinstance(prompt, str) else _json(prompt),  # Sealed is a str
         }
 
 

@@ -45,9 +45,9 @@ class Http(ElementType):
     def prepare(self, params: HttpParams) -> dict[str, Any]:
         prepared: dict[str, Any] = {
             "method": params.method,
-            "url": Template(params.url),
-            "headers": compile_value(params.headers),
-            "body": compile_value(params.body),
+            "url": Template(params.url, secrets=True),
+            "headers": compile_value(params.headers, secrets=True),
+            "body": compile_value(params.body, secrets=True),
             "accept_status": params.accept_status,
         }
         # Only when set, so requests recorded before these existed are decided the same.

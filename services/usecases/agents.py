@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from urllib.parse import urlsplit
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 import msgspec
@@ -10,6 +11,7 @@ import msgspec
 from domain.clock import iso
 from domain.events import AgentListed, AgentSaved
 from domain.ports import Append, Clock, ConcurrencyError, EventStore
+from domain.secrets import SECRET_NAME
 from services.usecases.blocking import blocking
 from services.usecases.errors import Conflict, Invalid, NotFound
 from services.usecases.ids import new_id
@@ -24,6 +26,8 @@ class AgentSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     model: str = "gpt-4o-mini"
     temperature: float | None = None
     max_tokens: int | None = None
+    base_url: str | None = None
+    api_key_secret: str | None = None
     expected_version: int | None = None
 
     def check(self) -> None:
@@ -35,6 +39,16 @@ class AgentSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             raise Invalid("`temperature` must be between 0 and 2")
         if self.max_tokens is not None and not 1 <= self.max_tokens <= 1_000_000:
             raise Invalid("`max_tokens` must be between 1 and 1000000")
+        if self.base_url is not None:
+            parts = urlsplit(self.base_url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise Invalid("`base_url` must be an absolute http:// or https:// URL")
+            if parts.password is not None or parts.username is not None:
+                raise Invalid(
+                    "`base_url` must not hold credentials: name a secret in `api_key_secret`"
+                )
+        if self.api_key_secret is not None and SECRET_NAME.fullmatch(self.api_key_secret) is None:
+            raise Invalid(f"`api_key_secret` must name a secret ({SECRET_NAME.pattern})")
 
 
 class AgentOut(msgspec.Struct, kw_only=True):
@@ -47,6 +61,8 @@ class AgentOut(msgspec.Struct, kw_only=True):
     model: str
     temperature: float | None
     max_tokens: int | None
+    base_url: str | None
+    api_key_secret: str | None  # the secret's name; its value is never shown
     created_at: str
     created_by: str
     modified_at: str
@@ -86,6 +102,8 @@ class AgentService:
             model=spec.model,
             temperature=spec.temperature,
             max_tokens=spec.max_tokens,
+            base_url=spec.base_url,
+            api_key_secret=spec.api_key_secret,
         )
         appends = [Append(UUID(agent_id), len(versions), [event])]
         if not versions:
@@ -158,6 +176,8 @@ def _document(agent_id: str, versions: list[AgentSaved]) -> AgentOut:
         model=last.model,
         temperature=last.temperature,
         max_tokens=last.max_tokens,
+        base_url=last.base_url,
+        api_key_secret=last.api_key_secret,
         created_at=first.at,
         created_by=first.actor,
         modified_at=last.at,

@@ -35,6 +35,7 @@ from tests.nats_support import (
     spawn_role,
     unique_nats_url,
 )
+from tests.support import SECRETS_KEY
 
 pytestmark = [pytest.mark.e2e, pytest.mark.nats, pytest.mark.postgres]
 
@@ -135,6 +136,7 @@ async def cluster(
         {
             "LOOM_DATABASE_URL": database,
             "LOOM_NATS_URL": nats_url,
+            "LOOM_SECRETS_KEY": SECRETS_KEY,
             "LOOM_JWT_SECRET": SECRET,
             "LOOM_HOST": "127.0.0.1",
             "LOOM_HTTP_ALLOW": "127.0.0.1",

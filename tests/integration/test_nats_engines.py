@@ -20,6 +20,7 @@ from domain.ports import StoreUnavailable
 from infra.settings import Settings
 from services.bootstrap import Loom
 from tests.nats_support import eventually
+from tests.support import SECRETS_KEY
 
 pytestmark = [pytest.mark.nats, pytest.mark.postgres]
 
@@ -54,7 +55,12 @@ def hook() -> Iterator[str]:
 def settings(postgres_url: str, postgres_schema: str, nats_url: str) -> Settings:
     database = f"{postgres_url}{'&' if '?' in postgres_url else '?'}schema={postgres_schema}"
     return Settings.from_env(
-        {"LOOM_DATABASE_URL": database, "LOOM_NATS_URL": nats_url, "LOOM_HTTP_ALLOW": "127.0.0.1"}
+        {
+            "LOOM_DATABASE_URL": database,
+            "LOOM_NATS_URL": nats_url,
+            "LOOM_HTTP_ALLOW": "127.0.0.1",
+            "LOOM_SECRETS_KEY": SECRETS_KEY,
+        }
     )
 
 

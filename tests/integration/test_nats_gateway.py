@@ -20,7 +20,7 @@ from infra.auth import mint_token
 from infra.settings import Settings
 from services.bootstrap import Loom, web_app
 from tests.nats_support import free_port
-from tests.support import SECRET
+from tests.support import SECRET, SECRETS_KEY
 
 pytestmark = [pytest.mark.nats, pytest.mark.postgres]
 
@@ -40,7 +40,12 @@ async def served(postgres_url: str, postgres_schema: str, nats_url: str) -> Asyn
     """Every role in one process over NATS (`loom serve all` with LOOM_NATS_URL)."""
     database = f"{postgres_url}{'&' if '?' in postgres_url else '?'}schema={postgres_schema}"
     settings = Settings.from_env(
-        {"LOOM_DATABASE_URL": database, "LOOM_NATS_URL": nats_url, "LOOM_JWT_SECRET": SECRET}
+        {
+            "LOOM_DATABASE_URL": database,
+            "LOOM_NATS_URL": nats_url,
+            "LOOM_JWT_SECRET": SECRET,
+            "LOOM_SECRETS_KEY": SECRETS_KEY,
+        }
     )
     loom = Loom(settings)
     port = free_port()

@@ -19,6 +19,7 @@ from projections.status import ExecutionStatus, empty_status, fold_status
 from services.roles.projector.projector import Projector
 from services.roles.relay.relay import Relay
 from tests.nats_support import end_process, eventually, execution_events, spawn_role
+from tests.support import SECRETS_KEY
 
 pytestmark = [pytest.mark.nats, pytest.mark.postgres]
 
@@ -51,7 +52,7 @@ def converged(
 async def test_the_projector_converges_after_being_killed_mid_stream(
     store: PostgresEventStore, pg_url: str, nats_url: str, tmp_path: Path
 ) -> None:
-    env = {"LOOM_DATABASE_URL": pg_url, "LOOM_NATS_URL": nats_url}
+    env = {"LOOM_DATABASE_URL": pg_url, "LOOM_NATS_URL": nats_url, "LOOM_SECRETS_KEY": SECRETS_KEY}
     statuses = PostgresStatusStore(store.pool, store.schema)
     client = NatsClient(NatsSettings.from_url(nats_url))
     state = PostgresRelayState(store.pool, store.schema, parse_postgres_url(pg_url)[0])

@@ -5,11 +5,16 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Controller, Request, get, post, put
+from litestar import Controller, Request, delete, get, post, put
 from litestar.di import NamedDependency
 from litestar.openapi import ResponseSpec
 from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
-from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_202_ACCEPTED
+from litestar.status_codes import (
+    HTTP_200_OK,
+    HTTP_201_CREATED,
+    HTTP_202_ACCEPTED,
+    HTTP_204_NO_CONTENT,
+)
 
 from domain.elements import ELEMENT_TYPES
 from infra.auth import Identity
@@ -35,6 +40,7 @@ from services.usecases.executions import (
     StateOut,
 )
 from services.usecases.processes import ProcessService
+from services.usecases.secrets import SecretIn, SecretOut, SecretService, SecretValueIn
 
 _ERRORS = {
     400: "The request is not the JSON or the parameters asked for",
@@ -276,4 +282,56 @@ class AgentController(Controller):
         return await agents.save(who.tenant, who.sub, data, agent_id)
 
 
-ROUTES = [ProcessController, ExecutionController, AgentController]
+class SecretController(Controller):
+    """The tenant's secrets: names and audit fields out, values only in."""
+
+    path = "/api/v1/secrets"
+
+    @post("/", status_code=HTTP_201_CREATED, responses=_errors(400, 409, 413, 422))
+    async def create_secret(
+        self,
+        request: Request[Any, Any, Any],
+        data: JSONBody[SecretIn],
+        secrets: NamedDependency[SecretService],
+    ) -> SecretOut:
+        who = _who(request)
+        return await secrets.create(who.tenant, who.sub, data)
+
+    @get("/", responses=_errors())
+    async def list_secrets(
+        self, request: Request[Any, Any, Any], secrets: NamedDependency[SecretService]
+    ) -> list[SecretOut]:
+        return await secrets.list(_who(request).tenant)
+
+    @get("/{name:str}", responses=_errors(404))
+    async def get_secret(
+        self,
+        request: Request[Any, Any, Any],
+        name: FromPath[str],
+        secrets: NamedDependency[SecretService],
+    ) -> SecretOut:
+        return await secrets.get(_who(request).tenant, name)
+
+    @put("/{name:str}", status_code=HTTP_200_OK, responses=_errors(400, 404, 409, 413, 422))
+    async def replace_secret(
+        self,
+        request: Request[Any, Any, Any],
+        name: FromPath[str],
+        data: JSONBody[SecretValueIn],
+        secrets: NamedDependency[SecretService],
+    ) -> SecretOut:
+        who = _who(request)
+        return await secrets.replace(who.tenant, who.sub, name, data)
+
+    @delete("/{name:str}", status_code=HTTP_204_NO_CONTENT, responses=_errors(404, 409))
+    async def delete_secret(
+        self,
+        request: Request[Any, Any, Any],
+        name: FromPath[str],
+        secrets: NamedDependency[SecretService],
+    ) -> None:
+        who = _who(request)
+        await secrets.delete(who.tenant, who.sub, name)
+
+
+ROUTES = [ProcessController, ExecutionController, AgentController, SecretController]

@@ -323,7 +323,8 @@ class Engine:
             if token not in self._calls:
                 node = execution.graph.nodes[element]
                 timeout_s = node.kind.timeout_s(node.params)
-                work = self._effects.perform(tenant, node.kind.name, request, timeout_s)
+                slots = execution.nodes[element].secrets
+                work = self._effects.perform(tenant, node.kind.name, request, timeout_s, slots)
                 self._spawn(self._perform(token, self._calls.start(token, work)))
         for element, wake_at in execution.timers() if self._run_timers else ():
             self._timers.add((tenant, execution.id, element, wake_at))
