@@ -3,7 +3,8 @@
 // process itself when nothing is selected.
 
 import { statePill, typeColor, typeIcon } from "./icons.js";
-import { jsonField, schemaForm } from "./schemaform.js";
+import { jsonField } from "./jsonfield.js";
+import { schemaForm } from "./schemaform.js";
 import { clear, clockTime, duration, Emitter, h, pretty } from "./util.js";
 
 const CEL_MAPS = { transform: ["output"] };
