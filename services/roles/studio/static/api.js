@@ -114,18 +114,14 @@ export function takeTokenFromHash() {
   return token;
 }
 
+/**
+ * What an error answer says: Loom's `{"detail": …}` (every error, see
+ * services/roles/api/errors.py), or the text of something else that answered
+ * (a proxy's page).
+ */
 function detailOf(body, status) {
-  if (body && typeof body === "object") {
-    const detail = body.detail ?? body.message ?? body.error;
-    if (typeof detail === "string" && detail) return detail;
-    if (Array.isArray(detail) && detail.length) {
-      return detail
-        .map((d) =>
-          typeof d === "string" ? d : d.msg || d.detail || JSON.stringify(d),
-        )
-        .join("; ");
-    }
-  }
+  const detail = body && typeof body === "object" ? body.detail : null;
+  if (typeof detail === "string" && detail) return detail;
   if (typeof body === "string" && body.trim()) return body.trim().slice(0, 300);
   return `HTTP ${status}`;
 }
@@ -174,15 +170,4 @@ export function wsUrl(path) {
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
   const sep = path.includes("?") ? "&" : "?";
   return `${scheme}//${location.host}${path}${sep}token=${encodeURIComponent(auth.token || "")}`;
-}
-
-/** Lists come back as arrays or wrapped (`items`, `executions`, …): unwrap. */
-export function listOf(body, ...keys) {
-  if (Array.isArray(body)) return body;
-  if (body && typeof body === "object") {
-    for (const key of [...keys, "items", "results", "data"]) {
-      if (Array.isArray(body[key])) return body[key];
-    }
-  }
-  return [];
 }

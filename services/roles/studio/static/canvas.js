@@ -3,7 +3,7 @@
 // overlays a run or a refused save puts on top (state badges, error bubbles).
 
 import { badgeGroup, typeColor, typeIconGroup } from "./icons.js";
-import { ERROR_PORT } from "./model.js";
+import { ERROR_PORT } from "./catalog.js";
 import { Emitter, h, s } from "./util.js";
 
 export const NODE_W = 188;

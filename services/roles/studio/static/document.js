@@ -1,7 +1,7 @@
 // The open process: load, switch threads, discard guard, new-process dialog, URL hash.
 
 import { api, ApiError } from "./api.js";
-import { ProcessDoc } from "./model.js";
+import { ProcessDoc } from "./processdoc.js";
 import { banner, modal, toast } from "./ui.js";
 import { clear, h } from "./util.js";
 import {
@@ -149,10 +149,6 @@ export async function openProcess(id, { version, force = false } = {}) {
   }
   const entry = navigator_.find(id);
   const doc = ProcessDoc.fromServer(body, {
-    id,
-    project: entry?.project.name,
-    app: entry?.app.name,
-    name: entry?.process.name,
     latest: Math.max(
       entry?.process.version ?? 0,
       app.doc?.id === id ? (app.doc.latest ?? 0) : 0,

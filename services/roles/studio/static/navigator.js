@@ -1,6 +1,6 @@
 // The left tree: projects → apps → processes of the tenant, with versions.
 
-import { api, listOf } from "./api.js";
+import { api } from "./api.js";
 import { clear, Emitter, h, s, svgFragment } from "./util.js";
 
 function icon(markup) {
@@ -25,30 +25,38 @@ const APP =
 const FLOW =
   '<circle cx="5" cy="6" r="2.2"/><circle cx="19" cy="6" r="2.2"/><circle cx="12" cy="18" r="2.2"/><path d="M7.2 6h9.6M6.2 8l4.6 8M17.8 8l-4.6 8"/>';
 
-function nameOf(value) {
-  if (value && typeof value === "object") return value.name ?? "";
-  return value ?? "";
-}
+/**
+ * `GET /api/v1/projects` answers a list of ProjectOut, `GET /api/v1/processes`
+ * one of ProcessSummary (projections/catalog.py). Only the fields read here:
+ *
+ * @typedef {object} ProjectOut
+ * @property {string} project_id
+ * @property {string} name
+ * @property {{app_id: string, name: string, processes: {process_id: string, name: string}[]}[]} apps
+ *
+ * @typedef {object} ProcessSummary
+ * @property {string} process_id
+ * @property {number} latest_version
+ */
 
-/** Normalize `GET /api/v1/projects` into [{id, name, apps: [{id, name, processes: [{id, name, version}]}]}]. */
-export function normalizeProjects(body) {
-  return listOf(body, "projects").map((p) => ({
-    id: p.project_id ?? p.id ?? nameOf(p.name),
-    name: nameOf(p.name ?? p.project) || "(unnamed project)",
-    apps: listOf(p.apps ?? [], "apps").map((a) => ({
-      id: a.app_id ?? a.id ?? nameOf(a.name),
-      name: nameOf(a.name ?? a.app) || "(unnamed app)",
-      processes: listOf(a.processes ?? [], "processes").map((pr) => ({
-        id: pr.process_id ?? pr.id,
-        name: nameOf(pr.name) || "(unnamed process)",
-        version:
-          Number(
-            pr.version ??
-              pr.latest_version ??
-              pr.current_version ??
-              (Array.isArray(pr.versions) ? pr.versions.length : 0),
-          ) || null,
-        modified_at: pr.modified_at ?? null,
+/**
+ * The tree as the navigator draws it: [{id, name, apps: [{id, name,
+ * processes: [{id, name, version}]}]}]. A listed process carries no version:
+ * `load` takes it from the process list.
+ *
+ * @param {ProjectOut[]} projects
+ */
+export function normalizeProjects(projects) {
+  return projects.map((p) => ({
+    id: p.project_id,
+    name: p.name || "(unnamed project)",
+    apps: p.apps.map((a) => ({
+      id: a.app_id,
+      name: a.name || "(unnamed app)",
+      processes: a.processes.map((pr) => ({
+        id: pr.process_id,
+        name: pr.name || "(unnamed process)",
+        version: null,
       })),
     })),
   }));
@@ -74,15 +82,15 @@ export class Navigator extends Emitter {
       ]);
       this.projects = normalizeProjects(tree);
       const latest = new Map(
-        listOf(processes, "processes").map((p) => [
-          p.process_id ?? p.id,
-          Number(p.latest_version ?? p.version ?? 0) || null,
+        (processes ?? []).map((/** @type {ProcessSummary} */ p) => [
+          p.process_id,
+          p.latest_version,
         ]),
       );
       for (const project of this.projects) {
         for (const app of project.apps) {
           for (const process of app.processes)
-            process.version = latest.get(process.id) ?? process.version;
+            process.version = latest.get(process.id) ?? null;
         }
       }
       this.error = null;

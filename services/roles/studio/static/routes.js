@@ -1,7 +1,7 @@
 // Routing (the URL hash picks the process) and boot: catalog, navigator, first route.
 import { api, ApiError } from "./api.js";
 
-import { Catalog } from "./model.js";
+import { Catalog } from "./catalog.js";
 import { toast } from "./ui.js";
 
 import { app, canvas, inspector, navigator_ } from "./state.js";

@@ -1,6 +1,15 @@
 // Running, watching, cancelling and re-running executions; the Run/History tabs.
 
-import { api, ApiError, listOf } from "./api.js";
+/**
+ * What a start or a rerun answers (services/usecases/executions.py
+ * ExecutionOut; a rerun's RerunOut adds `rerun_of` and `from`).
+ *
+ * @typedef {object} ExecutionOut
+ * @property {string} execution_id
+ * @property {"pending"|"running"|"completed"|"failed"|"cancelled"} status
+ */
+
+import { api, ApiError } from "./api.js";
 import { ExecutionWatcher } from "./run.js";
 import { toast } from "./ui.js";
 import { randomId } from "./util.js";
@@ -43,11 +52,11 @@ export async function runProcess() {
   try {
     const body = { process_id: doc.id, input: input.value };
     if (doc.version) body.version = doc.version;
+    /** @type {ExecutionOut} */
     const result = await api("POST", "/api/v1/executions", body, {
       headers: { "Idempotency-Key": randomId() },
     });
-    const id = result?.execution_id ?? result?.id;
-    if (!id) throw new Error("Loom did not answer an execution id.");
+    const id = result.execution_id;
     watch(id);
     history_.load();
   } catch (err) {
@@ -73,11 +82,7 @@ export function watch(executionId) {
       // Events before the snapshot are not streamed: fetch them once for the log.
       backfilled = true;
       api("GET", `/api/v1/executions/${encodeURIComponent(executionId)}/events`)
-        .then(
-          (body) =>
-            app.watcher === watcher &&
-            runPanel.setEvents(listOf(body, "events")),
-        )
+        .then((body) => app.watcher === watcher && runPanel.setEvents(body))
         .catch(() => {});
     }
     app.liveRun = run;
@@ -92,8 +97,7 @@ export function watch(executionId) {
     if (mode === "done") {
       api("GET", `/api/v1/executions/${encodeURIComponent(executionId)}/events`)
         .then((body) => {
-          if (app.watcher === watcher)
-            runPanel.setEvents(listOf(body, "events"));
+          if (app.watcher === watcher) runPanel.setEvents(body);
         })
         .catch(() => {});
       history_.load();
@@ -124,14 +128,14 @@ export async function cancelExecution() {
 export async function rerun(executionId, key) {
   if (!executionId || !key) return;
   try {
+    /** @type {ExecutionOut} */
     const result = await api(
       "POST",
       `/api/v1/executions/${encodeURIComponent(executionId)}/rerun`,
       { from: key },
       { headers: { "Idempotency-Key": randomId() } },
     );
-    const id = result?.execution_id ?? result?.id;
-    if (!id) throw new Error("Loom did not answer an execution id.");
+    const id = result.execution_id;
     toast(`Re-running from “${key}”.`, "success");
     watch(id);
     history_.load();

@@ -14,33 +14,36 @@ export function detailOf(body, fallback) {
   return fallback;
 }
 
-/** Which elements a refusal names: `key`, or a list of problems, else a key quoted in the text. */
+/**
+ * Every error answer (services/roles/api/schemas.py ErrorOut); the optional
+ * fields are left out when they do not apply. Only the fields read here:
+ *
+ * @typedef {object} ErrorOut
+ * @property {string} detail
+ * @property {string|null} [key]  the offending element (422)
+ * @property {{detail: string, key: string|null}[]|null} [problems]  every broken rule of a definition
+ * @property {string[]|null} [errors]  what did not decode (400)
+ * @property {number|null} [version]  the current version, when `expected_version` was stale (409)
+ *
+ * @typedef {object} ProcessSavedOut  what a save answers (ProcessSavedOut); only the fields read here
+ * @property {string} process_id
+ * @property {number} version
+ */
+
+/**
+ * Which elements a refusal names: `key`, its `problems` (or the `errors` that
+ * did not decode), else a key quoted in the text.
+ *
+ * @param {ErrorOut|string|null} body  a string or null when something else than Loom answered
+ */
 export function problemsOf(body, fallback) {
   const problems = [];
-  const list =
-    body?.problems ??
-    body?.errors ??
-    body?.extra?.problems ??
-    (Array.isArray(body?.extra) ? body.extra : null) ??
-    (Array.isArray(body?.detail) ? body.detail : null);
-  if (Array.isArray(list)) {
-    for (const p of list) {
-      if (p && typeof p === "object")
-        problems.push({
-          key: p.key ?? p.element ?? p.element_key ?? null,
-          detail: p.detail ?? p.message ?? p.msg ?? JSON.stringify(p),
-        });
-      else problems.push({ key: null, detail: String(p) });
-    }
-  }
+  const error = body && typeof body === "object" ? body : null;
+  for (const p of error?.problems ?? [])
+    problems.push({ key: p.key ?? null, detail: p.detail });
+  for (const e of error?.errors ?? []) problems.push({ key: null, detail: e });
   const top = {
-    key:
-      body?.key ??
-      body?.element ??
-      body?.element_key ??
-      body?.extra?.key ??
-      body?.extra?.element ??
-      null,
+    key: error?.key ?? null,
     detail: detailOf(body, fallback),
   };
   if (!problems.length) problems.push(top);
@@ -83,6 +86,7 @@ export async function save() {
   $("btn-save").disabled = true;
   const body = doc.toDefinition();
   try {
+    /** @type {ProcessSavedOut} */
     let result;
     if (doc.isNew) result = await api("POST", "/api/v1/processes", body);
     else
@@ -92,8 +96,8 @@ export async function save() {
         { ...body, expected_version: doc.latest ?? doc.version },
       );
     const wasNew = doc.isNew;
-    doc.id = result?.process_id ?? result?.id ?? doc.id;
-    doc.version = Number(result?.version ?? (doc.latest ?? 0) + 1);
+    doc.id = result.process_id;
+    doc.version = result.version;
     doc.latest = doc.version;
     doc.dirty = false;
     app.errors = new Map();
@@ -111,8 +115,7 @@ export async function save() {
     if (err instanceof ApiError && (err.status === 422 || err.status === 400)) {
       showRefusal(err);
     } else if (err instanceof ApiError && err.status === 409) {
-      const current =
-        Number(err.body?.version ?? err.body?.latest_version ?? 0) || null;
+      const current = err.body?.version ?? null;
       banner({
         id: "conflict",
         kind: "error",

@@ -1,7 +1,7 @@
 // Who is signed in (token dialog, identity chip), the header buttons and the connection badge.
 
 import { auth } from "./api.js";
-import { modeText } from "./panel.js";
+import { modeText } from "./runpanel.js";
 import { closeModal, modal } from "./ui.js";
 import { clear, h } from "./util.js";
 import { $, app } from "./state.js";

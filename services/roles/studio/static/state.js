@@ -2,9 +2,10 @@
 
 import { Canvas } from "./canvas.js";
 import { Inspector } from "./inspector.js";
-import { Catalog } from "./model.js";
+import { Catalog } from "./catalog.js";
 import { Navigator } from "./navigator.js";
-import { HistoryPanel, RunPanel } from "./panel.js";
+import { HistoryPanel } from "./history.js";
+import { RunPanel } from "./runpanel.js";
 
 export const $ = (id) => document.getElementById(id);
 

@@ -1,82 +1,38 @@
-// The element-type catalog and the process document the editor changes.
+// The process being edited: its identity, the version it was loaded from,
+// its threads of elements and connections, whether it has unsaved changes, and
+// every edit the editor makes to it. The element types are catalog.js's.
 
+import { layoutMissing } from "./layout.js";
 import { Emitter } from "./util.js";
 
-export const ERROR_PORT = "error";
+/**
+ * `GET /api/v1/processes/{id}` (services/roles/api/schemas.py ProcessOut:
+ * projections/catalog.py ProcessSummary with the version's threads, each a
+ * domain/definition.py ThreadDef). Only the fields read here:
+ *
+ * @typedef {object} ProcessOut
+ * @property {string} process_id
+ * @property {number} version         the version answered
+ * @property {number} latest_version
+ * @property {string} project_id
+ * @property {string} app_id
+ * @property {string} project
+ * @property {string} app
+ * @property {string} name
+ * @property {string} created_at
+ * @property {string} created_by
+ * @property {string} modified_at
+ * @property {string} modified_by
+ * @property {ThreadDef[]} threads
+ *
+ * @typedef {object} ThreadDef
+ * @property {string} key
+ * @property {string} [name]
+ * @property {{key: string, type: string, name?: string, params?: object, position?: {x: number, y: number}}[]} [elements]
+ * @property {{source: string, target: string, source_port?: string}[]} [connections]
+ */
+
 export const KEY_PATTERN = /^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,127}$/;
-const TERMINAL_TYPES = new Set(["end", "fail"]);
-
-function portName(port) {
-  if (typeof port === "string") return port;
-  if (port && typeof port === "object")
-    return port.name ?? port.port ?? port.key ?? null;
-  return null;
-}
-
-/** Every element type the server knows, tolerant of small differences in shape. */
-export class Catalog {
-  constructor(body) {
-    this.types = new Map();
-    let list = [];
-    if (Array.isArray(body)) list = body;
-    else if (body && typeof body === "object") {
-      const wrapped = body.element_types ?? body.types ?? body.items;
-      if (Array.isArray(wrapped)) list = wrapped;
-      else if (wrapped && typeof wrapped === "object")
-        list = Object.entries(wrapped).map(([k, v]) => ({ type: k, ...v }));
-      else
-        list = Object.entries(body).map(([k, v]) => ({
-          type: k,
-          ...(v && typeof v === "object" ? v : {}),
-        }));
-    }
-    for (const raw of list) {
-      const type = raw.type ?? raw.name ?? raw.key;
-      if (!type) continue;
-      const declared = raw.ports ?? raw.output_ports ?? raw.outputs;
-      let ports = Array.isArray(declared)
-        ? declared.map(portName).filter(Boolean)
-        : null;
-      if (!ports) ports = type === "condition" ? ["true", "false"] : ["out"];
-      ports = ports.filter((p) => p !== ERROR_PORT);
-      if (TERMINAL_TYPES.has(type)) ports = ports.filter((p) => p !== "out");
-      this.types.set(type, {
-        type,
-        description: raw.description ?? raw.summary ?? "",
-        schema:
-          raw.params_schema ?? raw.params ?? raw.schema ?? raw.parameters ?? {},
-        ports,
-        sideEffects: Boolean(
-          raw.side_effects ?? raw.has_side_effects ?? raw.effects,
-        ),
-        hasInput: type !== "trigger",
-      });
-    }
-  }
-
-  list() {
-    return [...this.types.values()];
-  }
-
-  get(type) {
-    return (
-      this.types.get(type) ?? {
-        type,
-        description: "",
-        schema: {},
-        ports: TERMINAL_TYPES.has(type) ? [] : ["out"],
-        sideEffects: false,
-        hasInput: type !== "trigger",
-        unknown: true,
-      }
-    );
-  }
-
-  /** Output ports drawn on the right of a card (the error port is drawn apart). */
-  outPorts(type) {
-    return this.get(type).ports;
-  }
-}
 
 function cleanElement(raw) {
   const element = { key: String(raw.key), type: String(raw.type) };
@@ -97,24 +53,19 @@ function cleanElement(raw) {
 
 function cleanConnection(raw) {
   const connection = { source: String(raw.source), target: String(raw.target) };
-  const port = raw.source_port ?? raw.port;
+  const port = raw.source_port;
   if (port && port !== "out") connection.source_port = String(port);
   return connection;
 }
 
-function cleanThread(raw, index) {
+function cleanThread(raw) {
   return {
-    key: String(raw.key ?? `thread_${index + 1}`),
+    key: String(raw.key),
     name: raw.name ? String(raw.name) : undefined,
+    // The server leaves out what is empty (ThreadDef, omit_defaults).
     elements: (raw.elements ?? []).map(cleanElement),
     connections: (raw.connections ?? []).map(cleanConnection),
   };
-}
-
-function nameOf(value) {
-  if (value && typeof value === "object")
-    return value.name ?? value.title ?? "";
-  return value ?? "";
 }
 
 /**
@@ -156,46 +107,34 @@ export class ProcessDoc extends Emitter {
     return doc;
   }
 
-  /** Build from `GET /api/v1/processes/{id}`, tolerant of the definition being nested. */
-  static fromServer(body, fallback = {}) {
+  /**
+   * Build from `GET /api/v1/processes/{id}`. `known.latest` is the newest
+   * version the page knew of before asking (the list, the document open).
+   *
+   * @param {ProcessOut} body
+   * @param {{latest?: number}} [known]
+   */
+  static fromServer(body, known = {}) {
     const doc = new ProcessDoc();
-    const def =
-      body.definition && typeof body.definition === "object"
-        ? body.definition
-        : body;
-    doc.id = body.process_id ?? body.id ?? fallback.id ?? null;
-    doc.version = body.version ?? def.version ?? null;
-    doc.latest = Math.max(
-      Number(body.latest_version ?? body.current_version ?? 0),
-      ...(Array.isArray(body.versions)
-        ? body.versions.map((v) => Number(v?.version ?? v) || 0)
-        : [0]),
-      Number(doc.version ?? 0),
-      Number(fallback.latest ?? 0),
-    );
-    doc.project =
-      nameOf(body.project ?? def.project ?? body.project_name) ||
-      fallback.project ||
-      "";
-    doc.app =
-      nameOf(body.app ?? def.app ?? body.app_name) || fallback.app || "";
-    doc.name = nameOf(body.name ?? def.name) || fallback.name || "";
-    doc.threads = (def.threads ?? body.threads ?? []).map(cleanThread);
+    doc.id = body.process_id;
+    doc.version = body.version;
+    doc.latest = Math.max(body.latest_version, known.latest ?? 0);
+    doc.project = body.project;
+    doc.app = body.app;
+    doc.name = body.name;
+    doc.threads = body.threads.map(cleanThread);
     if (!doc.threads.length)
       doc.threads = [
         { key: "main", name: "Main", elements: [], connections: [] },
       ];
-    for (const field of [
-      "created_at",
-      "created_by",
-      "modified_at",
-      "modified_by",
-    ]) {
-      doc.audit[field] = body[field] ?? def[field] ?? null;
-    }
-    doc.projectId =
-      body.project_id ?? body.project?.project_id ?? body.project?.id ?? null;
-    doc.appId = body.app_id ?? body.app?.app_id ?? body.app?.id ?? null;
+    doc.audit = {
+      created_at: body.created_at,
+      created_by: body.created_by,
+      modified_at: body.modified_at,
+      modified_by: body.modified_by,
+    };
+    doc.projectId = body.project_id;
+    doc.appId = body.app_id;
     return doc;
   }
 
@@ -359,43 +298,8 @@ export class ProcessDoc extends Emitter {
     };
   }
 
-  /** Give a position to every element that has none: layers by distance from the trigger. */
+  /** Give a position to every element that has none (layout.js); answers whether any moved. */
   layoutMissing() {
-    let placedAny = false;
-    for (const thread of this.threads) {
-      const missing = thread.elements.filter((e) => !e.position);
-      if (!missing.length) continue;
-      const depth = new Map();
-      const roots = thread.elements
-        .filter((e) => e.type === "trigger")
-        .map((e) => e.key);
-      const queue = roots.length
-        ? [...roots]
-        : [thread.elements[0]?.key].filter(Boolean);
-      for (const key of queue) depth.set(key, 0);
-      while (queue.length) {
-        const key = queue.shift();
-        for (const c of thread.connections) {
-          if (c.source !== key) continue;
-          const d = depth.get(key) + 1;
-          if (!depth.has(c.target) || depth.get(c.target) < d) {
-            if (d > thread.elements.length) continue; // a cycle: stop climbing
-            depth.set(c.target, d);
-            queue.push(c.target);
-          }
-        }
-      }
-      const rows = new Map();
-      for (const element of thread.elements) {
-        const d = depth.get(element.key) ?? 0;
-        const row = rows.get(d) ?? 0;
-        rows.set(d, row + 1);
-        if (!element.position) {
-          element.position = { x: 80 + d * 270, y: 80 + row * 120 };
-          placedAny = true;
-        }
-      }
-    }
-    return placedAny;
+    return layoutMissing(this.threads);
   }
 }
