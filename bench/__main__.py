@@ -21,6 +21,7 @@ from bench import (
     lists_bench,
     live_bench,
     replay_bench,
+    secrets_bench,
     store_bench,
 )
 from bench.postgres import drop_schema, postgres_url
@@ -49,6 +50,7 @@ def main() -> None:
     api_bench.main(["--client", "raw", "--postgres", url])
     fairness_bench.main([])
     lists_bench.main([])
+    secrets_bench.main([])
 
 
 def _replay_tooling(workdir: str, url: str) -> None:

@@ -688,3 +688,29 @@ def _cli(app: App, argv: list[str], env: dict[str, str] | None = None) -> str:
     text = out.getvalue()
     assert code == 0, text
     return text
+
+
+async def test_an_agents_own_endpoint_is_reached_only_through_the_outbound_guard(
+    app: App,
+) -> None:
+    agent = await app.client.post(
+        "/api/v1/agents",
+        json={"name": "Inside", "model": "tiny", "base_url": "http://169.254.169.254/v1"},
+        headers=auth(),
+    )
+    assert agent.status_code == 201, agent.text
+    saved = await app.save(
+        [
+            {
+                "key": "ask",
+                "type": "agent",
+                "params": {"agent_id": agent.json()["agent_id"], "prompt": "hi"},
+            }
+        ]
+    )
+
+    status = await app.finished(await app.run(saved.json()["process_id"]))
+
+    assert status["status"] == "failed"
+    assert "169.254.169.254" in status["nodes"]["ask"]["error"]
+    assert "refused" in status["nodes"]["ask"]["error"]

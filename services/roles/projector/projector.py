@@ -81,6 +81,7 @@ class Projector:
         self._idle = asyncio.Event()
         self._idle.set()
         self._task: asyncio.Task[None] | None = None
+        self._closing = False
 
     # --- fed by the bus ----------------------------------------------------------------
 
@@ -139,11 +140,19 @@ class Projector:
 
     def open(self) -> None:
         if self._task is None:
+            self._closing = False
             self._task = asyncio.create_task(self._run(), name="loom-projector")
 
     async def close(self) -> None:
+        """Stop the loop between two drains, never inside one.
+
+        Asked to stop, not cancelled: a cancel would leave its read of the store
+        running on a worker thread while the store is closed under it. What is
+        still unsaved is the next start's to fold again from the store.
+        """
         if self._task is not None:
-            self._task.cancel()
+            self._closing = True
+            self._wake.set()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
 
@@ -157,8 +166,10 @@ class Projector:
             await self._idle.wait()
 
     async def _run(self) -> None:
-        while True:
+        while not self._closing:
             await self._wake.wait()
+            if self._closing:
+                return
             await asyncio.sleep(LINGER_S)
             self._wake.clear()
             try:
@@ -166,7 +177,8 @@ class Projector:
             except Exception:
                 # The store is away: what is queued and unsaved stays; try again later.
                 log.exception("projection failed")
-                await asyncio.sleep(RETRY_S)
+                if not self._closing:
+                    await asyncio.sleep(RETRY_S)
                 self._wake.set()
 
     async def _drain(self, *, drop_failing: bool) -> None:
