@@ -27,6 +27,11 @@ export function showSecrets(shown) {
   const page = root();
   if (shown === !page.hidden) return;
   page.hidden = !shown;
+  // What the page covers is out of reach of the keyboard and screen readers.
+  for (const covered of document.querySelectorAll(
+    ".app > .sidebar, .app > .center",
+  ))
+    covered.inert = shown;
   document
     .getElementById("btn-secrets")
     .setAttribute("aria-pressed", String(shown));
@@ -35,6 +40,7 @@ export function showSecrets(shown) {
     return;
   }
   render();
+  document.getElementById("secrets-title").focus();
   secrets.refresh();
 }
 
@@ -56,7 +62,7 @@ function render() {
     h(
       "div",
       { class: "page-head" },
-      h("h1", { id: "secrets-title" }, "Secrets"),
+      h("h1", { id: "secrets-title", tabindex: "-1" }, "Secrets"),
       h(
         "button",
         {
