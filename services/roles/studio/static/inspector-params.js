@@ -3,6 +3,7 @@
 
 import { jsonField } from "./jsonfield.js";
 import { schemaForm } from "./schemaform.js";
+import { offerSecrets } from "./secretinsert.js";
 import { h } from "./util.js";
 
 /** @typedef {import("./inspector.js").Inspector} Inspector */
@@ -44,12 +45,13 @@ export function paramsSection(insp, element, info) {
         "The element's params as JSON",
       ),
     );
-  else
-    section.append(
-      schemaForm(info.schema, element.params ?? {}, onParams, {
-        celMaps: CEL_MAPS[element.type] ?? [],
-      }),
-    );
+  else {
+    const form = schemaForm(info.schema, element.params ?? {}, onParams, {
+      celMaps: CEL_MAPS[element.type] ?? [],
+    });
+    offerSecrets(form, element.type);
+    section.append(form);
+  }
   if (info.sideEffects)
     section.append(
       h(

@@ -30,6 +30,7 @@ import {
   switchTab,
 } from "./runs.js";
 import { boot, reloadAll, route } from "./routes.js";
+import { navigateSecrets, secretsShown } from "./secretspage.js";
 
 function wire() {
   $("brand-logo").append(logoSvg(24));
@@ -38,6 +39,9 @@ function wire() {
   $("btn-run-2").addEventListener("click", () => runProcess());
   $("btn-new").addEventListener("click", () => newProcessDialog());
   $("identity").addEventListener("click", () => tokenDialog());
+  $("btn-secrets").addEventListener("click", () =>
+    navigateSecrets(!secretsShown()),
+  );
   $("palette-filter").addEventListener("input", renderPalette);
   $("zoom-in").addEventListener("click", () => canvas.zoomBy(1.2));
   $("zoom-out").addEventListener("click", () => canvas.zoomBy(1 / 1.2));
@@ -93,6 +97,7 @@ function wire() {
       return;
     }
     if (isTyping(e.target) || document.querySelector(".modal-backdrop")) return;
+    if (secretsShown()) return; // the canvas is hidden: leave its selection alone
     if ((e.key === "Delete" || e.key === "Backspace") && canvas.selection) {
       e.preventDefault();
       removeSelection(canvas.selection);

@@ -10,12 +10,15 @@ import { renderEmpty, renderPalette } from "./palette.js";
 import { setDoc, openProcess } from "./document.js";
 
 import { stopWatching } from "./runs.js";
+import { secrets } from "./secrets.js";
+import { showSecrets } from "./secretspage.js";
 
 export function hashParams() {
   return new URLSearchParams(location.hash.replace(/^#/, ""));
 }
 
 export async function route() {
+  showSecrets(hashParams().get("view") === "secrets");
   const id = hashParams().get("process");
   if (id && id !== app.doc?.id) await openProcess(id);
   else if (!id && !app.doc) renderEmpty();
@@ -34,7 +37,7 @@ export async function loadCatalog() {
 export async function boot() {
   app.booted = true;
   renderIdentity();
-  await Promise.all([loadCatalog(), navigator_.load()]);
+  await Promise.all([loadCatalog(), navigator_.load(), secrets.refresh()]);
   if (app.doc) {
     canvas.setDoc(app.doc, app.catalog);
     inspector.setContext({ doc: app.doc, catalog: app.catalog });
@@ -48,7 +51,7 @@ export async function reloadAll() {
   app.doc = null;
   app.notFound = null;
   stopWatching();
-  await Promise.all([loadCatalog(), navigator_.load()]);
+  await Promise.all([loadCatalog(), navigator_.load(), secrets.refresh()]);
   setDoc(null);
   await route();
 }
