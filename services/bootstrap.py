@@ -44,12 +44,14 @@ from infra.http_client import HttpxRequester, guarded_client
 from infra.llm import FakeAgentInvoker, OpenAIAgentInvoker
 from infra.logging import mask
 from infra.readmodel.catalog_store import PostgresCatalogStore, SQLiteCatalogStore
+from infra.readmodel.hook_index import PostgresHookIndex, SQLiteHookIndex
 from infra.readmodel.status_store import PostgresStatusStore, SQLiteStatusStore
 from infra.secret_keys import GENERATED_KEY_FILE, MasterKey, SecretsKeyError, generated_master_key
 from infra.settings import Settings
 from infra.store import open_event_store
 from infra.store.postgres import parse_postgres_url
 from projections.catalog import CatalogStore
+from projections.hooks import HookIndex
 from projections.status import StatusStore
 from services.roles.api.app import create_app
 from services.roles.api.routes import ROUTES
@@ -67,6 +69,7 @@ from services.usecases.executions import ExecutionService
 from services.usecases.processes import ProcessService
 from services.usecases.secrets import SecretService
 from services.usecases.tenant_limits import TenantLimits
+from services.usecases.webhooks import WebhookService
 
 ROLES = ("api", "engine", "projector", "gateway")
 # How long a stopping Loom waits for the projector to save what it has folded.
@@ -133,8 +136,9 @@ class Loom:
         # process's projector is the fresher.
         live = None if self.distributed else self.projector.current
         settled = None if self.distributed else self.catalog_projector.settled
+        self.hooks: HookIndex = _hook_index(settings.database_url, self.store)
         self.processes = ProcessService(
-            self.store, self.catalog, self.clock, self.lists, self.bus.publish, settled
+            self.store, self.catalog, self.clock, self.lists, self.bus.publish, settled, self.hooks
         )
         self.limits = TenantLimits(
             self.clock,
@@ -143,9 +147,14 @@ class Loom:
             starts_per_s=settings.tenant_starts_per_s,
             burst=settings.tenant_starts_burst,
         )
+        if self.distributed:
+            self.nats = NatsClient(NatsSettings.from_url(self.settings.nats_url or ""))
+        # A start-and-wait watches the execution's events: apart, the engines commit them.
+        waits: EventFeed = NatsEventFeed(self.nats) if self.distributed else self.bus
         self.executions = ExecutionService(
-            self.store, self.catalog, self.engine, self.statuses, live, self.limits
+            self.store, self.catalog, self.engine, self.statuses, live, self.limits, waits
         )
+        self.webhooks = WebhookService(self.processes, self.executions, self.secrets)
         self.agents = AgentService(self.store, self.clock)
         self.feed: EventFeed = self.bus
         self._tasks: list[asyncio.Task[Any]] = []
@@ -158,7 +167,6 @@ class Loom:
 
     def _wire_nats(self) -> None:
         assert self.settings.nats_url is not None
-        self.nats = NatsClient(NatsSettings.from_url(self.settings.nats_url))
         self.relay: Relay | None = None
         self.worker: Worker | None = None
         self.worker_engine: Engine | None = None
@@ -260,6 +268,7 @@ class Loom:
         await self.agent_runner.close()
         self.statuses.close()
         self.lists.close()
+        self.hooks.close()
         self.store.close()
 
     async def _stop_roles(self) -> None:
@@ -363,6 +372,12 @@ def _status_store(database_url: str, store: Any) -> StatusStore:
     return PostgresStatusStore(store.pool, store.schema)
 
 
+def _hook_index(database_url: str, store: Any) -> HookIndex:
+    if database_url.startswith("sqlite:"):
+        return SQLiteHookIndex(_beside_events(database_url, "read"))
+    return PostgresHookIndex(store.pool, store.schema)
+
+
 def _relay_state(database_url: str, store: Any) -> RelayState:
     if database_url.startswith("sqlite:"):
         return SQLiteRelayState(_beside_events(database_url, "relay"))
@@ -398,5 +413,6 @@ def web_app(loom: Loom) -> Litestar:
             "executions": provide(loom.executions),
             "agents": provide(loom.agents),
             "secrets": provide(loom.secrets),
+            "webhooks": provide(loom.webhooks),
         },
     )
