@@ -130,13 +130,13 @@ class Loom:
         )
         self.projector = Projector(self.store, self.statuses)
         self.lists: CatalogStore = _catalog_store(settings.database_url, self.store)
-        self.catalog_projector = CatalogProjector(self.store, self.lists)
+        self.hooks: HookIndex = _hook_index(settings.database_url, self.store)
+        self.catalog_projector = CatalogProjector(self.store, self.lists, self.hooks)
         # In one process the projectors see every commit as it happens: status reads
         # may come from memory and a list waits for the save before it. Apart, another
         # process's projector is the fresher.
         live = None if self.distributed else self.projector.current
         settled = None if self.distributed else self.catalog_projector.settled
-        self.hooks: HookIndex = _hook_index(settings.database_url, self.store)
         self.processes = ProcessService(
             self.store, self.catalog, self.clock, self.lists, self.bus.publish, settled, self.hooks
         )
@@ -370,6 +370,11 @@ def _status_store(database_url: str, store: Any) -> StatusStore:
         # store's file would make the projector and the engine wait on one write lock.
         return SQLiteStatusStore(_beside_events(database_url, "read"))
     return PostgresStatusStore(store.pool, store.schema)
+
+
+def open_hook_index(settings: Settings, store: EventStore) -> HookIndex:
+    """The webhook index beside `store` (for `loom import`, whose hooks must answer)."""
+    return _hook_index(settings.database_url, store)
 
 
 def _hook_index(database_url: str, store: Any) -> HookIndex:

@@ -402,3 +402,26 @@ async def test_a_sender_out_there_reaches_a_hook_over_real_http(tmp_path: Any) -
 
     assert answered.status_code == 200
     assert answered.json()["done"]["body"] == {"hello": "world"}
+
+
+async def test_an_imported_process_answers_at_its_hook(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from services.cli import main
+
+    source = {"LOOM_DATABASE_URL": f"sqlite:///{tmp_path}/a/loom.db", "LOOM_JWT_SECRET": SECRET}
+    async with AsyncTestClient(app=web_app(Loom(Settings.from_env(source)))) as client:
+        saved = await _save(client, process([{"key": "orders", "type": "webhook"}]))
+    exported = tmp_path / "acme.jsonl"
+    monkeypatch.setenv("LOOM_DATABASE_URL", source["LOOM_DATABASE_URL"])
+    assert main(["export", "--tenant", "acme", "--output", str(exported)]) == 0
+    target = {"LOOM_DATABASE_URL": f"sqlite:///{tmp_path}/b/loom.db", "LOOM_JWT_SECRET": SECRET}
+    monkeypatch.setenv("LOOM_DATABASE_URL", target["LOOM_DATABASE_URL"])
+    assert main(["import", str(exported)]) == 0
+    capsys.readouterr()
+
+    async with AsyncTestClient(app=web_app(Loom(Settings.from_env(target)))) as client:
+        called = await client.post(_url(saved, "orders"), json={"n": 1})
+        assert called.status_code == 202, called.text
+        status = await _finished(client, called.json()["execution_id"])
+    assert status["output"]["done"]["body"] == {"n": 1}
