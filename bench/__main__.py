@@ -23,6 +23,7 @@ from bench import (
     replay_bench,
     secrets_bench,
     store_bench,
+    webhook_bench,
 )
 from bench.postgres import drop_schema, postgres_url
 
@@ -51,6 +52,7 @@ def main() -> None:
     fairness_bench.main([])
     lists_bench.main([])
     secrets_bench.main([])
+    webhook_bench.main([])
 
 
 def _replay_tooling(workdir: str, url: str) -> None:
