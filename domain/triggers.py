@@ -24,6 +24,7 @@ TRIGGER_KEY = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
 MAX_TRIGGERS = 20
 MAX_CATCH_UP = 100  # ticks `catch_up: all` starts at most, after the engines were away
 MAX_WEBHOOK_TIMEOUT_S = 300.0
+MAX_EVERY_S = 366 * 86400  # longer periods are what cron is for
 
 
 class WebhookTrigger(
@@ -82,7 +83,9 @@ def _why_not(trigger: Trigger) -> list[str]:
     except (ZoneInfoNotFoundError, ValueError):
         return [f"unknown timezone {trigger.timezone!r}"]
     if trigger.every_s is not None:
-        return [] if trigger.every_s >= 1 else ["every_s must be at least 1"]
+        if not 1 <= trigger.every_s <= MAX_EVERY_S:
+            return [f"every_s must be between 1 and {MAX_EVERY_S} (a year)"]
+        return []
     assert trigger.cron is not None
     if len(trigger.cron.split()) != 5:
         return [f"cron {trigger.cron!r} must have 5 fields (minute hour day month weekday)"]

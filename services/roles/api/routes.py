@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Annotated, Any
 
 import msgspec
@@ -18,8 +19,10 @@ from litestar.status_codes import (
     HTTP_204_NO_CONTENT,
 )
 
+from domain.clock import iso
 from domain.elements import ELEMENT_TYPES
 from domain.ports import TERMINAL
+from domain.triggers import ScheduleTrigger, check_triggers, next_ticks
 from infra.auth import Identity
 from projections.catalog import ProcessSummary, ProjectOut
 from projections.status import ExecutionStatus
@@ -30,6 +33,7 @@ from services.roles.api.schemas import (
     ProcessSavedOut,
     RerunIn,
     SaveProcessIn,
+    ScheduleTicksOut,
     StartExecutionIn,
 )
 from services.usecases.agents import AgentOut, AgentService, AgentSpec
@@ -160,6 +164,22 @@ class ProcessController(Controller):
         self, request: Request[Any, Any, Any], processes: NamedDependency[ProcessService]
     ) -> list[ProjectOut]:
         return await processes.projects(_who(request).tenant)
+
+    @get("/schedules/next", responses=_errors(400, 422))
+    async def schedule_ticks(
+        self,
+        cron: FromQuery[str | None] = None,
+        every_s: FromQuery[float | None] = None,
+        timezone: FromQuery[str] = "UTC",
+        count: Annotated[int, QueryParameter(ge=1, le=20)] = 5,
+    ) -> ScheduleTicksOut:
+        """The next `count` ticks of a schedule trigger, checked as a save would check it."""
+        trigger = ScheduleTrigger(key="preview", cron=cron, every_s=every_s, timezone=timezone)
+        problems = check_triggers([trigger])
+        if problems:
+            raise Invalid(problems[0].detail.removeprefix("trigger 'preview': "))
+        ticks = next_ticks(trigger, time.time(), count)
+        return ScheduleTicksOut(next=[iso(t) for t in ticks])
 
     @get("/element-types", responses=_errors())
     async def element_types(self) -> list[ElementTypeOut]:

@@ -101,3 +101,9 @@ class ErrorOut(msgspec.Struct, frozen=True):
     problems: list[ProblemOut] | None = None
     errors: list[str] | None = None
     version: int | None = None
+
+
+class ScheduleTicksOut(msgspec.Struct, kw_only=True):
+    """The next ticks of a schedule as it would be saved (the Studio shows them as you type)."""
+
+    next: list[str]
