@@ -155,8 +155,13 @@ class ExecutionService:
         idempotency_key: str | None = None,
         timeout_s: float | None = None,
         trigger: dict[str, Any] | None = None,
+        same_request: Any = msgspec.UNSET,
     ) -> ExecutionOut:
-        """Start an execution; `trigger` says what started it when not a caller of the API."""
+        """Start an execution; `trigger` says what started it when not a caller of the API.
+
+        With an `idempotency_key`, a retry is the same request when `same_request`
+        (default: the input) is: a webhook's retried delivery differs in headers.
+        """
         _check_timeout(timeout_s)
         try:
             process = await self._catalog.latest(tenant, process_id)
@@ -169,7 +174,8 @@ class ExecutionService:
         chosen = process.version if version is None else version
         if chosen not in process.versions:
             raise NotFound(f"process {process_id} has no version {chosen}")
-        request_hash = _request_hash(process_id, version, input, timeout_s)
+        identity = input if same_request is msgspec.UNSET else same_request
+        request_hash = _request_hash(process_id, version, identity, timeout_s)
         if idempotency_key is not None:
             if not 1 <= len(idempotency_key) <= 200:
                 raise Invalid("Idempotency-Key must be 1 to 200 characters")

@@ -94,14 +94,17 @@ class WebhookService:
     async def _start(
         self, tenant: str, process_id: str, trigger: WebhookTrigger, call: HookCall
     ) -> HookAnswer:
+        given = hook_input(call)
         started = await self._executions.start(
             tenant,
             f"webhook:{trigger.key}",
             process_id,
             None,
-            hook_input(call),
+            given,
             call.idempotency_key,
             trigger={"type": "webhook", "key": trigger.key},
+            # A sender's retry carries other headers (a timestamp, an attempt number).
+            same_request={"body": given["body"], "query": given["query"]},
         )
         if trigger.respond == "accepted":
             return HookAnswer(202, {"execution_id": started.execution_id})

@@ -286,9 +286,14 @@ async def test_an_idempotency_key_dedupes_a_retried_delivery(client: AsyncTestCl
     url = _url(saved, "orders")
 
     first = await client.post(url, json={"n": 1}, headers={"Idempotency-Key": "evt_1"})
-    again = await client.post(url, json={"n": 1}, headers={"Idempotency-Key": "evt_1"})
+    again = await client.post(
+        url, json={"n": 1}, headers={"Idempotency-Key": "evt_1", "X-Attempt": "2"}
+    )
+    other = await client.post(url, json={"n": 2}, headers={"Idempotency-Key": "evt_1"})
 
+    assert again.status_code == 202
     assert first.json()["execution_id"] == again.json()["execution_id"]
+    assert other.status_code == 409  # the same key for another body is a sender's bug
     await _only_execution(client, saved["process_id"], first.json()["execution_id"])
 
 
