@@ -178,6 +178,7 @@ async def test_add_a_schedule_see_its_next_ticks_and_the_servers_refusal(
 
     # An interval instead; then saved with the process.
     await schedule.get_by_role("radio", name="Interval").check()
+    await expect(schedule.locator(".insp-error")).to_have_count(0)
     await schedule.get_by_label("Every (s)").fill("3600")
     await expect(ticks).to_have_count(5)
     await expect(schedule.locator("[data-ticks-error]")).to_have_text("")

@@ -38,7 +38,8 @@ export function choice(values, current, onChange, labels = {}) {
 
 /**
  * The trigger being edited in one card: `get()` is its current form,
- * `set(patch)` changes fields (undefined removes one) and tells the document.
+ * `set(patch)` changes fields (undefined removes one) and tells the document;
+ * a refusal shown on the trigger goes, as an element's does when edited.
  */
 export function editor(
   /** @type {import("./inspector.js").Inspector} */ insp,
@@ -53,6 +54,12 @@ export function editor(
       const before = current.key;
       current = next;
       insp.doc.setTrigger(before, next);
+      if (insp.errors.delete(before))
+        document
+          .querySelectorAll(
+            `.trigger-card .insp-error[data-error-for="${CSS.escape(before)}"]`,
+          )
+          .forEach((n) => n.remove());
     },
   };
 }
