@@ -30,6 +30,7 @@
  * @property {string|null} finished_at
  * @property {string|null} started_by
  * @property {string|null} rerun_of
+ * @property {import("./triggers.js").ExecutionTrigger} [trigger]  what started it; absent on very old executions
  *
  * @typedef {object} EventMessage  a WebSocket event, and a row of `GET …/events` (which adds `actor`)
  * @property {string} type        the event's class name, e.g. "NodeCompleted"
