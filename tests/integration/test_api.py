@@ -9,17 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import copy
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 import pytest
-from litestar.testing import AsyncTestClient
 
-from infra.auth import mint_token
-from tests.support import SECRET, contract_example
+from tests.harness.api import ALICE, auth, create, finished, listed, listed_once_caught_up, start
+from tests.harness.looms import Client
+from tests.harness.waits import until
+from tests.support import contract_example
 
-TERMINAL = ("completed", "failed", "cancelled")
 EVENT_TYPES = {
     "ExecutionStarted",
     "NodeExecuting",
@@ -33,15 +33,6 @@ EVENT_TYPES = {
 
 # The contract's own example.
 EXAMPLE: dict[str, Any] = contract_example()
-
-Client = AsyncTestClient[Any]
-
-
-def auth(tenant: str = "acme", sub: str = "alice") -> dict[str, str]:
-    return {"Authorization": f"Bearer {mint_token(SECRET, tenant, sub)}"}
-
-
-ALICE = auth()
 
 
 def with_delay(seconds: float, name: str = "Wait") -> dict[str, Any]:
@@ -66,52 +57,8 @@ def with_delay(seconds: float, name: str = "Wait") -> dict[str, Any]:
     }
 
 
-async def create(client: Client, body: dict[str, Any], headers: dict[str, str] = ALICE) -> str:
-    response = await client.post("/api/v1/processes", json=body, headers=headers)
-    assert response.status_code == 201, response.text
-    return str(response.json()["process_id"])
-
-
-async def start(
-    client: Client, process_id: str, input: Any = None, headers: dict[str, str] = ALICE
-) -> str:
-    body = {"process_id": process_id, "input": input}
-    response = await client.post("/api/v1/executions", json=body, headers=headers)
-    assert response.status_code == 202, response.text
-    return str(response.json()["execution_id"])
-
-
-async def finished(
-    client: Client, execution_id: str, headers: dict[str, str] = ALICE
-) -> dict[str, Any]:
-    status: dict[str, Any] = {}
-    for _ in range(400):
-        response = await client.get(f"/api/v1/executions/{execution_id}/status", headers=headers)
-        assert response.status_code == 200, response.text
-        status = response.json()
-        if status["status"] in TERMINAL:
-            return status
-        await asyncio.sleep(0.025)
-    raise AssertionError(f"execution {execution_id} did not finish: {status}")
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], what: str) -> None:
-    """The list of executions reads the read model, which trails the store by a moment."""
-    for _ in range(200):
-        if await check():
-            return
-        await asyncio.sleep(0.025)
-    raise AssertionError(f"never: {what}")
-
-
-async def listed(client: Client, headers: dict[str, str] = ALICE, **params: Any) -> list[Any]:
-    response = await client.get("/api/v1/executions", params=params, headers=headers)
-    assert response.status_code == 200, response.text
-    return list(response.json()["items"])
-
-
-async def _count_is(client: Client, count: int) -> bool:
-    return len(await listed(client)) == count
+def _ids(items: list[Any]) -> list[str]:
+    return [item["execution_id"] for item in items]
 
 
 async def everything_saved(client: Client) -> tuple[Any, ...]:
@@ -521,8 +468,7 @@ async def test_a_start_that_cannot_run_is_refused_and_starts_nothing(client: Cli
         assert response.status_code == status_code, (body, response.text)
         assert isinstance(response.json()["detail"], str)
 
-    await asyncio.sleep(0.05)
-    assert await listed(client) == []
+    assert await listed_once_caught_up(client, process_id) == []
 
 
 async def test_the_event_trail_is_gapless_from_1_and_names_its_actor(client: Client) -> None:
@@ -564,7 +510,7 @@ async def test_the_list_filters_by_process_and_status_and_pages_with_a_cursor(
         completed = await listed(client, status="completed")
         return len(completed) == 5 and len(await listed(client)) == 6
 
-    await eventually(all_listed, "six executions listed, five of them completed")
+    await until(all_listed, "six executions listed, five of them completed")
     everyone = await listed(client)
     assert {e["execution_id"] for e in everyone} == {*done, parked}
     for item in everyone:
@@ -671,9 +617,7 @@ async def test_the_same_idempotency_key_and_body_answer_the_same_execution(
     await finished(client, execution_id)
     events = (await client.get(f"/api/v1/executions/{execution_id}/events", headers=ALICE)).json()
     assert [e["type"] for e in events].count("ExecutionStarted") == 1
-    await eventually(lambda: _count_is(client, 1), "the execution listed")
-    await asyncio.sleep(0.05)
-    assert len(await listed(client)) == 1
+    assert _ids(await listed_once_caught_up(client, process_id)) == [execution_id]
 
 
 async def test_concurrent_starts_with_one_idempotency_key_start_one_execution(
@@ -689,10 +633,9 @@ async def test_concurrent_starts_with_one_idempotency_key_start_one_execution(
 
     assert {r.status_code for r in responses} == {202}
     assert len({r.json()["execution_id"] for r in responses}) == 1
-    await finished(client, responses[0].json()["execution_id"])
-    await eventually(lambda: _count_is(client, 1), "the execution listed")
-    await asyncio.sleep(0.05)
-    assert len(await listed(client)) == 1
+    execution_id = responses[0].json()["execution_id"]
+    await finished(client, execution_id)
+    assert _ids(await listed_once_caught_up(client, process_id)) == [execution_id]
 
 
 async def test_the_same_idempotency_key_with_another_body_is_409_and_starts_nothing(
@@ -706,7 +649,6 @@ async def test_the_same_idempotency_key_with_another_body_is_409_and_starts_noth
         headers=headers,
     )
     await finished(client, first.json()["execution_id"])
-    await eventually(lambda: _count_is(client, 1), "the first execution listed")
 
     other = await client.post(
         "/api/v1/executions",
@@ -716,8 +658,7 @@ async def test_the_same_idempotency_key_with_another_body_is_409_and_starts_noth
 
     assert other.status_code == 409
     assert isinstance(other.json()["detail"], str)
-    await asyncio.sleep(0.05)
-    assert len(await listed(client)) == 1
+    assert _ids(await listed_once_caught_up(client, process_id)) == [first.json()["execution_id"]]
 
 
 async def test_idempotency_keys_belong_to_one_tenant(client: Client) -> None:
@@ -751,8 +692,7 @@ async def test_an_overlong_idempotency_key_is_refused(client: Client) -> None:
     )
 
     assert response.status_code == 422
-    await asyncio.sleep(0.05)
-    assert await listed(client) == []
+    assert await listed_once_caught_up(client, process_id) == []
 
 
 # --- agents --------------------------------------------------------------------------

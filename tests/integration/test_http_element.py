@@ -1,7 +1,7 @@
 """Elements that touch the world: `http` against a real server, retries, timeouts, cancel.
 
-The server is a real HTTP server on 127.0.0.1 started here; Loom reaches it only
-because LOOM_HTTP_ALLOW lists 127.0.0.1. Every socket this module's code opens is
+The server is a real HTTP server on 127.0.0.1 (tests/harness/site.py); Loom reaches it
+only because LOOM_HTTP_ALLOW lists 127.0.0.1. Every socket this module's code opens is
 checked to be a loopback one: the guard's refusals of 10.0.0.1 or 169.254.169.254
 happen before any connection, and this module would fail rather than send them
 traffic. Time is a clock the tests move: retry waits, delays and execution timeouts
@@ -11,292 +11,40 @@ are durable timers that fire when the clock passes them, whatever the wall time.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import ipaddress
-import json
-import socket
-import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
-from uuid import UUID
 
 import msgspec
 import pytest
 
-from domain.clock import iso, parse_iso
 from domain.definition import Graph, compile_definition, parse_definition
 from domain.events import AnyEvent, EffectDiscarded, Event, ExecutionFailed, ExecutionStarted
 from domain.history.replay import replay
 from domain.ports import EffectFailed
 from infra.http_client import HttpxRequester
 from infra.outbound_guard import OutboundRefused
-from infra.settings import Settings
 from services.bootstrap import Loom
+from tests.harness.clock import MovableClock, at
+from tests.harness.looms import open_loom, sqlite_url
+from tests.harness.processes import CALL_THEN_END, END, call, run, save
+from tests.harness.replays import replays
+from tests.harness.site import HUGE, Site
+from tests.harness.waits import clock_passed, events, has_event, holds, until, until_finished
 
-T0 = "2024-05-01T09:00:00.000000Z"
-HUGE = 2 << 20
-
-
-# --- the world: a loopback server, and nothing but loopback -------------------------------
-
-
-class Site:
-    """What the test server saw and how it behaves; its handler reads this."""
-
-    def __init__(self) -> None:
-        self.requests: list[dict[str, Any]] = []
-        self.failures_left = 0
-        self.arrived = threading.Event()  # a /slow request is being held
-        self.release = threading.Event()  # let held /slow requests answer
-        self.responded = threading.Event()  # a held /slow request was answered
-        self.url = ""
-
-    def paths(self) -> list[str]:
-        return [r["path"] for r in self.requests]
+pytestmark = pytest.mark.usefixtures("connects")
 
 
-def _handler(site: Site) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self._serve()
-
-        def do_POST(self) -> None:
-            self._serve()
-
-        def _serve(self) -> None:
-            raw = self.rfile.read(int(self.headers.get("content-length") or 0))
-            try:
-                body: Any = json.loads(raw) if raw else None
-            except ValueError:
-                body = raw.decode()
-            headers = {k.lower(): v for k, v in self.headers.items()}
-            site.requests.append(
-                {"method": self.command, "path": self.path, "headers": headers, "body": body}
-            )
-            path = self.path.split("?")[0]
-            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-                self._route(path, body, headers)
-
-        def _route(self, path: str, body: Any, headers: dict[str, str]) -> None:
-            if path.startswith("/status/"):
-                code = int(path.rsplit("/", 1)[1])
-                self._json(code, {"status": code})
-            elif path == "/text":
-                self._send(200, b"plain words", "text/plain; charset=utf-8")
-            elif path == "/flaky":
-                if site.failures_left > 0:
-                    site.failures_left -= 1
-                    self._send(500, b"try again later", "text/plain")
-                else:
-                    self._json(200, {"ok": True, "calls": len(site.requests)})
-            elif path == "/slow":
-                site.arrived.set()
-                site.release.wait(10)
-                self._json(200, {"slow": True})
-                site.responded.set()
-            elif path == "/huge":
-                self._send(200, b"x" * HUGE, "application/octet-stream")
-            elif path == "/huge-stream":
-                # No content-length: the body runs until the connection closes.
-                self.send_response(200)
-                self.send_header("content-type", "text/plain")
-                self.end_headers()
-                for _ in range(HUGE // 65536):
-                    self.wfile.write(b"y" * 65536)
-            elif path.startswith("/redirect/"):
-                target = {
-                    "private": "http://10.0.0.1/secret",
-                    "metadata": "http://169.254.169.254/latest/meta-data/",
-                    "home": "/echo?from=redirect",
-                }[path.rsplit("/", 1)[1]]
-                self.send_response(302)
-                self.send_header("location", target)
-                self.send_header("content-length", "0")
-                self.end_headers()
-            else:
-                echoed = {k: v for k, v in headers.items() if k.startswith("x-")}
-                self._json(
-                    200,
-                    {"method": self.command, "path": self.path, "headers": echoed, "body": body},
-                )
-
-        def _json(self, code: int, payload: Any) -> None:
-            self._send(code, json.dumps(payload).encode(), "application/json")
-
-        def _send(self, code: int, data: bytes, content_type: str) -> None:
-            self.send_response(code)
-            self.send_header("content-type", content_type)
-            self.send_header("content-length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    return Handler
+async def _open(tmp_path: Path, clock: MovableClock, allow: str | None = "127.0.0.1") -> Loom:
+    env = {} if allow is None else {"LOOM_HTTP_ALLOW": allow}
+    return await open_loom(sqlite_url(tmp_path), clock, **env)
 
 
 @pytest.fixture
-def site() -> Iterator[Site]:
-    site = Site()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(site))
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    site.url = f"http://127.0.0.1:{server.server_address[1]}"
-    yield site
-    site.release.set()
-    server.shutdown()
-    server.server_close()
-
-
-@pytest.fixture(autouse=True)
-def connects(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Every address this process connects a socket to; anything but loopback fails."""
-    seen: list[str] = []
-    original = socket.socket.connect
-
-    def loopback_only(sock: socket.socket, address: Any) -> Any:
-        host = address[0] if isinstance(address, tuple) else str(address)
-        seen.append(host)
-        if isinstance(address, tuple) and not ipaddress.ip_address(host).is_loopback:
-            raise AssertionError(f"a test tried to connect to {host}")
-        return original(sock, address)
-
-    monkeypatch.setattr(socket.socket, "connect", loopback_only)
-    return seen
-
-
-# --- Loom on a clock the tests move ---------------------------------------------------------
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.t = parse_iso(T0)
-
-    def now(self) -> float:
-        return self.t
-
-
-def at(seconds: float) -> str:
-    return iso(parse_iso(T0) + seconds)
-
-
-async def _open(tmp_path: Path, clock: Clock, allow: str | None = "127.0.0.1") -> Loom:
-    env = {"LOOM_DATABASE_URL": f"sqlite:///{tmp_path}/loom.db"}
-    if allow is not None:
-        env["LOOM_HTTP_ALLOW"] = allow
-    loom = Loom(Settings.from_env(env), clock=clock)
-    await loom.start()
-    return loom
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-async def loom(tmp_path: Path, clock: Clock) -> AsyncIterator[Loom]:
+async def loom(tmp_path: Path, clock: MovableClock) -> AsyncIterator[Loom]:
     loom = await _open(tmp_path, clock)
     yield loom
     await loom.stop()
-
-
-async def advance(loom: Loom, clock: Clock, seconds: float) -> None:
-    clock.t += seconds
-    loom.engine.wake_timers()
-    await asyncio.sleep(0)
-
-
-async def until(check: Callable[[], Awaitable[bool]], what: str, timeout: float = 10) -> None:
-    for _ in range(int(timeout / 0.02)):
-        if await check():
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-async def save(
-    loom: Loom, elements: list[dict[str, Any]], connections: list[tuple[str, ...]]
-) -> str:
-    edges = [
-        {"source": c[0], "target": c[1], **({"source_port": c[2]} if len(c) > 2 else {})}
-        for c in connections
-    ]
-    saved = await loom.processes.save(
-        "acme",
-        "alice",
-        {
-            "project": "Ops",
-            "app": "World",
-            "name": "p",
-            "threads": [
-                {
-                    "key": "main",
-                    "elements": [{"key": "start", "type": "trigger"}, *elements],
-                    "connections": edges,
-                }
-            ],
-        },
-    )
-    return str(saved["process_id"])
-
-
-async def run(
-    loom: Loom, process_id: str, input: Any = None, timeout_s: float | None = None
-) -> str:
-    started = await loom.executions.start("acme", "alice", process_id, None, input, None, timeout_s)
-    return started.execution_id
-
-
-async def events(loom: Loom, execution_id: str) -> list[dict[str, Any]]:
-    """The execution's events as the API sends them."""
-    result: list[dict[str, Any]] = msgspec.to_builtins(
-        await loom.executions.events("acme", execution_id)
-    )
-    return result
-
-
-async def has_event(loom: Loom, execution_id: str, kind: str, **data: Any) -> bool:
-    return any(
-        e["type"] == kind and all(e["data"].get(k) == v for k, v in data.items())
-        for e in await events(loom, execution_id)
-    )
-
-
-async def finished(loom: Loom, execution_id: str) -> dict[str, Any]:
-    """The status document (as the API sends it) once the read model shows the execution ended."""
-
-    async def ended() -> bool:
-        status = await loom.executions.status("acme", execution_id)
-        return status.status in ("completed", "failed", "cancelled")
-
-    await until(ended, f"execution {execution_id} to end")
-    await loom.projector.settled()
-    document: dict[str, Any] = msgspec.to_builtins(
-        await loom.executions.status("acme", execution_id)
-    )
-    return document
-
-
-async def replays(loom: Loom, execution_id: str) -> bool:
-    history = await asyncio.to_thread(loom.store.read, "acme", UUID(execution_id))
-    started = history[0].event
-    graph = await loom.catalog.graph("acme", started.process_id, started.version)
-    report = replay(execution_id, graph, [r.event for r in history])
-    assert report.deterministic, report.divergence
-    return True
-
-
-def call(url: str, **params: Any) -> dict[str, Any]:
-    return {"key": "call", "type": "http", "params": {"url": url, **params}}
-
-
-END = {"key": "done", "type": "end"}
-CALL_THEN_END = [("start", "call"), ("call", "done")]
 
 
 # --- the http element -------------------------------------------------------------------------
@@ -320,7 +68,7 @@ async def test_an_http_call_renders_its_templates_and_records_the_parsed_json_an
     )
 
     execution_id = await run(loom, process, {"id": 42, "name": "bob", "amount": 60})
-    status = await finished(loom, execution_id)
+    status = await until_finished(loom, execution_id)
 
     assert status["status"] == "completed"
     assert site.requests == [
@@ -347,7 +95,7 @@ async def test_an_http_call_renders_its_templates_and_records_the_parsed_json_an
 async def test_a_body_that_is_not_json_is_recorded_as_text(loom: Loom, site: Site) -> None:
     process = await save(loom, [call(site.url + "/text"), END], CALL_THEN_END)
 
-    status = await finished(loom, await run(loom, process))
+    status = await until_finished(loom, await run(loom, process))
 
     assert status["output"]["done"]["body"] == "plain words"
 
@@ -360,8 +108,8 @@ async def test_a_non_2xx_answer_fails_the_element_unless_accept_status_lists_it(
         loom, [call(site.url + "/status/404", accept_status=[404, 410]), END], CALL_THEN_END
     )
 
-    failed = await finished(loom, await run(loom, refused))
-    completed = await finished(loom, await run(loom, accepted))
+    failed = await until_finished(loom, await run(loom, refused))
+    completed = await until_finished(loom, await run(loom, accepted))
 
     assert failed["status"] == "failed"
     assert failed["error"].startswith(f"HTTP 404 from GET {site.url}/status/404")
@@ -384,7 +132,7 @@ async def test_a_body_over_the_size_cap_fails_with_a_clear_error(
 ) -> None:
     process = await save(loom, [call(site.url + path, **params), END], CALL_THEN_END)
 
-    status = await finished(loom, await run(loom, process))
+    status = await until_finished(loom, await run(loom, process))
 
     cap = params.get("max_response_bytes", 1 << 20)
     assert status["status"] == "failed"
@@ -397,7 +145,7 @@ async def test_a_slow_answer_fails_the_attempt_after_the_elements_timeout(
 ) -> None:
     process = await save(loom, [call(site.url + "/slow", timeout_s=0.3), END], CALL_THEN_END)
 
-    status = await finished(loom, await run(loom, process))
+    status = await until_finished(loom, await run(loom, process))
 
     assert status["status"] == "failed"
     assert status["error"] == "timed out after 0.3 s"
@@ -406,7 +154,7 @@ async def test_a_slow_answer_fails_the_attempt_after_the_elements_timeout(
 async def test_a_redirect_is_followed_to_an_allowed_address(loom: Loom, site: Site) -> None:
     process = await save(loom, [call(site.url + "/redirect/home"), END], CALL_THEN_END)
 
-    status = await finished(loom, await run(loom, process))
+    status = await until_finished(loom, await run(loom, process))
 
     assert status["output"]["done"]["body"]["path"] == "/echo?from=redirect"
     assert site.paths() == ["/redirect/home", "/echo?from=redirect"]
@@ -420,7 +168,7 @@ async def test_a_redirect_to_an_inside_address_is_refused_before_connecting_to_i
 ) -> None:
     process = await save(loom, [call(site.url + f"/redirect/{hop}"), END], CALL_THEN_END)
 
-    status = await finished(loom, await run(loom, process))
+    status = await until_finished(loom, await run(loom, process))
 
     assert status["status"] == "failed"
     assert status["error"].startswith(f"refused to connect to {address}")
@@ -437,7 +185,7 @@ async def test_a_redirect_is_answered_as_is_when_the_element_does_not_follow_red
         CALL_THEN_END,
     )
 
-    status = await finished(loom, await run(loom, process))
+    status = await until_finished(loom, await run(loom, process))
 
     assert status["output"]["done"]["status"] == 302
     assert status["output"]["done"]["headers"]["location"] == "http://10.0.0.1/secret"
@@ -452,7 +200,7 @@ async def test_a_url_that_is_not_http_fails_the_element_without_calling_anything
     process = await save(loom, [call(url, retry={"max_attempts": 3}), END], CALL_THEN_END)
 
     execution_id = await run(loom, process, {"n": 5})
-    status = await finished(loom, execution_id)
+    status = await until_finished(loom, execution_id)
 
     assert status["status"] == "failed"
     assert status["error"].startswith("url must")
@@ -464,7 +212,7 @@ async def test_a_url_that_is_not_http_fails_the_element_without_calling_anything
 
 
 async def test_loopback_is_refused_when_loom_http_allow_does_not_list_it(
-    tmp_path: Path, clock: Clock, site: Site, connects: list[str]
+    tmp_path: Path, clock: MovableClock, site: Site, connects: list[str]
 ) -> None:
     strict = await _open(tmp_path, clock, allow=None)
     try:
@@ -472,8 +220,8 @@ async def test_loopback_is_refused_when_loom_http_allow_does_not_list_it(
         by_address = await save(strict, [call(site.url + "/echo"), END], CALL_THEN_END)
         by_name = await save(strict, [call(f"http://localhost:{port}/echo"), END], CALL_THEN_END)
 
-        refused_address = await finished(strict, await run(strict, by_address))
-        refused_name = await finished(strict, await run(strict, by_name))
+        refused_address = await until_finished(strict, await run(strict, by_address))
+        refused_name = await until_finished(strict, await run(strict, by_name))
 
         assert refused_address["error"].startswith("refused to connect to 127.0.0.1")
         assert refused_name["error"].startswith("refused to connect to 'localhost' (")
@@ -485,14 +233,14 @@ async def test_loopback_is_refused_when_loom_http_allow_does_not_list_it(
 
 
 async def test_a_host_name_listed_in_loom_http_allow_is_reachable(
-    tmp_path: Path, clock: Clock, site: Site
+    tmp_path: Path, clock: MovableClock, site: Site
 ) -> None:
     allowing = await _open(tmp_path, clock, allow="localhost")
     try:
         port = site.url.rsplit(":", 1)[1]
         process = await save(allowing, [call(f"http://localhost:{port}/echo"), END], CALL_THEN_END)
 
-        status = await finished(allowing, await run(allowing, process))
+        status = await until_finished(allowing, await run(allowing, process))
 
         assert status["status"] == "completed"
         assert site.paths() == ["/echo"]
@@ -553,19 +301,19 @@ RETRY = {"max_attempts": 3, "initial_interval_s": 10, "backoff": 3, "max_interva
 
 
 async def test_each_attempt_is_recorded_and_waits_out_its_backoff_on_the_clock(
-    loom: Loom, clock: Clock, site: Site
+    loom: Loom, clock: MovableClock, site: Site
 ) -> None:
     site.failures_left = 2
     process = await save(loom, [call(site.url + "/flaky", retry=RETRY), END], CALL_THEN_END)
     execution_id = await run(loom, process)
 
     await until(lambda: has_event(loom, execution_id, "NodeFailed", attempt=1), "attempt 1")
-    await asyncio.sleep(0.1)
+    await clock_passed(loom, clock, 9)
     assert len(site.requests) == 1  # nothing happens before the clock reaches the retry
-    await advance(loom, clock, 10)
+    await clock_passed(loom, clock, 1)
     await until(lambda: has_event(loom, execution_id, "NodeFailed", attempt=2), "attempt 2")
-    await advance(loom, clock, 30)
-    status = await finished(loom, execution_id)
+    await clock_passed(loom, clock, 30)
+    status = await until_finished(loom, execution_id)
 
     assert status["status"] == "completed"
     assert status["nodes"]["call"]["attempts"] == 3
@@ -582,7 +330,7 @@ async def test_each_attempt_is_recorded_and_waits_out_its_backoff_on_the_clock(
 
 
 async def test_a_retry_wait_survives_a_restart_of_loom(
-    tmp_path: Path, clock: Clock, site: Site
+    tmp_path: Path, clock: MovableClock, site: Site
 ) -> None:
     site.failures_left = 1
     first = await _open(tmp_path, clock)
@@ -593,8 +341,8 @@ async def test_a_retry_wait_survives_a_restart_of_loom(
 
     second = await _open(tmp_path, clock)
     try:
-        await advance(second, clock, 10)
-        status = await finished(second, execution_id)
+        await clock_passed(second, clock, 10)
+        status = await until_finished(second, execution_id)
 
         assert status["status"] == "completed"
         assert attempts(await events(second, execution_id))[-2:] == [
@@ -606,7 +354,9 @@ async def test_a_retry_wait_survives_a_restart_of_loom(
         await second.stop()
 
 
-async def test_an_execution_fails_when_its_own_timeout_passes(loom: Loom, clock: Clock) -> None:
+async def test_an_execution_fails_when_its_own_timeout_passes(
+    loom: Loom, clock: MovableClock
+) -> None:
     process = await save(
         loom,
         [{"key": "wait", "type": "delay", "params": {"seconds": 60}}, END],
@@ -618,34 +368,39 @@ async def test_an_execution_fails_when_its_own_timeout_passes(loom: Loom, clock:
     execution_id = await run(loom, process, timeout_s=5)
     await until(lambda: has_event(loom, execution_id, "NodeExecuting", element="wait"), "wait")
 
-    await advance(loom, clock, 4)
-    await asyncio.sleep(0.1)
+    await clock_passed(loom, clock, 4)
     assert (await events(loom, execution_id))[-1]["type"] == "NodeExecuting"
-    await advance(loom, clock, 1)
-    status = await finished(loom, execution_id)
+    await clock_passed(loom, clock, 1)
+    status = await until_finished(loom, execution_id)
 
     history = await events(loom, execution_id)
     assert history[0]["data"]["timeout_s"] == 5
     assert status["status"] == "failed"
     assert status["error"] == "the execution timed out after 5 s"
     assert (history[-1]["type"], history[-1]["at"]) == ("ExecutionFailed", at(5))
-    await advance(loom, clock, 60)
-    await asyncio.sleep(0.1)
+    await clock_passed(loom, clock, 60)
     assert len(await events(loom, execution_id)) == len(history)  # the delay never fires
     assert await replays(loom, execution_id)
 
 
+async def _let_the_held_call_answer(loom: Loom, site: Site, execution_id: str) -> None:
+    """Let the site answer the held /slow call, and wait until this Loom performs no effect of
+    the execution any more: had the call not been stopped, its answer is recorded by then."""
+    site.release.set()
+    await until(holds(site.responded.is_set), "the site to let the call go")
+    await until(holds(lambda: not loom.engine.running("acme", execution_id)), "the call to end")
+
+
 async def test_an_execution_timeout_stops_an_http_call_in_flight(
-    loom: Loom, clock: Clock, site: Site
+    loom: Loom, clock: MovableClock, site: Site
 ) -> None:
     process = await save(loom, [call(site.url + "/slow"), END], CALL_THEN_END)
     execution_id = await run(loom, process, timeout_s=30)
-    await until(lambda: asyncio.sleep(0, site.arrived.is_set()), "the call to arrive")
+    await until(holds(site.arrived.is_set), "the call to arrive")
 
-    await advance(loom, clock, 30)
-    status = await finished(loom, execution_id)
-    site.release.set()
-    await asyncio.sleep(0.3)
+    await clock_passed(loom, clock, 30)
+    status = await until_finished(loom, execution_id)
+    await _let_the_held_call_answer(loom, site, execution_id)
 
     history = await events(loom, execution_id)
     assert status["status"] == "failed"
@@ -680,7 +435,7 @@ async def test_an_error_branch_takes_the_final_failure_and_the_execution_goes_on
     )
 
     execution_id = await run(loom, process)
-    status = await finished(loom, execution_id)
+    status = await until_finished(loom, execution_id)
 
     assert status["status"] == "completed"
     assert status["nodes"]["call"]["state"] == "failed"
@@ -698,7 +453,7 @@ async def test_without_an_error_branch_the_execution_fails_with_the_elements_err
 ) -> None:
     process = await save(loom, [call(site.url + "/status/500"), END], CALL_THEN_END)
 
-    status = await finished(loom, await run(loom, process))
+    status = await until_finished(loom, await run(loom, process))
 
     assert status["status"] == "failed"
     assert status["error"].startswith("HTTP 500 from GET")
@@ -709,7 +464,7 @@ async def test_without_an_error_branch_the_execution_fails_with_the_elements_err
 # --- cancel -----------------------------------------------------------------------------------
 
 
-async def test_cancel_during_a_delay_stops_its_timer(loom: Loom, clock: Clock) -> None:
+async def test_cancel_during_a_delay_stops_its_timer(loom: Loom, clock: MovableClock) -> None:
     process = await save(
         loom,
         [{"key": "wait", "type": "delay", "params": {"seconds": 60}}, END],
@@ -719,9 +474,8 @@ async def test_cancel_during_a_delay_stops_its_timer(loom: Loom, clock: Clock) -
     await until(lambda: has_event(loom, execution_id, "NodeExecuting", element="wait"), "wait")
 
     cancelled = await loom.executions.cancel("acme", "carol", execution_id)
-    await advance(loom, clock, 120)
-    await asyncio.sleep(0.1)
-    status = await finished(loom, execution_id)
+    await clock_passed(loom, clock, 120)
+    status = await until_finished(loom, execution_id)
 
     history = await events(loom, execution_id)
     assert cancelled.status == "cancelled"
@@ -735,12 +489,11 @@ async def test_cancel_during_a_delay_stops_its_timer(loom: Loom, clock: Clock) -
 async def test_cancel_during_a_slow_http_call_stops_the_call(loom: Loom, site: Site) -> None:
     process = await save(loom, [call(site.url + "/slow"), END], CALL_THEN_END)
     execution_id = await run(loom, process)
-    await until(lambda: asyncio.sleep(0, site.arrived.is_set()), "the call to arrive")
+    await until(holds(site.arrived.is_set), "the call to arrive")
 
     await loom.executions.cancel("acme", "carol", execution_id)
-    status = await finished(loom, execution_id)
-    site.release.set()
-    await asyncio.sleep(0.3)
+    status = await until_finished(loom, execution_id)
+    await _let_the_held_call_answer(loom, site, execution_id)
 
     history = await events(loom, execution_id)
     assert status["status"] == "cancelled"
@@ -754,7 +507,7 @@ async def test_an_answer_that_arrives_after_cancel_is_recorded_as_discarded(
 ) -> None:
     process = await save(loom, [call(site.url + "/slow"), END], CALL_THEN_END)
     execution_id = await run(loom, process)
-    await until(lambda: asyncio.sleep(0, site.arrived.is_set()), "the call to arrive")
+    await until(holds(site.arrived.is_set), "the call to arrive")
     token = ("acme", execution_id, "call", 1)
 
     # Hold the execution's lock (engine internals, to order the race): the cancel queues
@@ -763,7 +516,7 @@ async def test_an_answer_that_arrives_after_cancel_is_recorded_as_discarded(
         cancelling = asyncio.create_task(loom.executions.cancel("acme", "carol", execution_id))
         await asyncio.sleep(0.05)
         site.release.set()
-        await until(lambda: asyncio.sleep(0, loom.engine._calls.answered(token)), "the answer")
+        await until(holds(lambda: loom.engine._calls.answered(token)), "the answer")
     await cancelling
     await until(lambda: has_event(loom, execution_id, "EffectDiscarded"), "the discard")
 
@@ -774,7 +527,7 @@ async def test_an_answer_that_arrives_after_cancel_is_recorded_as_discarded(
     assert discarded["data"]["attempt"] == 1
     assert discarded["data"]["output"]["body"] == {"slow": True}
     assert discarded["data"]["error"] is None
-    status = await finished(loom, execution_id)
+    status = await until_finished(loom, execution_id)
 
     async def folded() -> bool:
         doc = await loom.executions.status("acme", execution_id)
@@ -791,7 +544,7 @@ async def test_cancelling_a_finished_execution_is_a_conflict(loom: Loom, site: S
 
     process = await save(loom, [call(site.url + "/echo"), END], CALL_THEN_END)
     execution_id = await run(loom, process)
-    await finished(loom, execution_id)
+    await until_finished(loom, execution_id)
 
     with pytest.raises(Conflict):
         await loom.executions.cancel("acme", "carol", execution_id)
