@@ -18,7 +18,7 @@ import pytest
 from tests.harness.api import ALICE, auth, create, finished, listed, listed_once_caught_up, start
 from tests.harness.looms import Client
 from tests.harness.waits import until
-from tests.support import contract_example
+from tests.support import contract_example, with_delay
 
 EVENT_TYPES = {
     "ExecutionStarted",
@@ -33,28 +33,6 @@ EVENT_TYPES = {
 
 # The contract's own example.
 EXAMPLE: dict[str, Any] = contract_example()
-
-
-def with_delay(seconds: float, name: str = "Wait") -> dict[str, Any]:
-    return {
-        "project": "Ops",
-        "app": "Timers",
-        "name": name,
-        "threads": [
-            {
-                "key": "main",
-                "elements": [
-                    {"key": "start", "type": "trigger"},
-                    {"key": "wait", "type": "delay", "params": {"seconds": seconds}},
-                    {"key": "done", "type": "end"},
-                ],
-                "connections": [
-                    {"source": "start", "target": "wait"},
-                    {"source": "wait", "target": "done"},
-                ],
-            }
-        ],
-    }
 
 
 def _ids(items: list[Any]) -> list[str]:
