@@ -28,7 +28,7 @@ from services.bootstrap import Loom
 from tests.harness.clock import MovableClock, at
 from tests.harness.looms import open_loom, sqlite_url
 from tests.harness.processes import CALL_THEN_END, END, call, run, save
-from tests.harness.replays import replays
+from tests.harness.replays import rebuilt, replays
 from tests.harness.site import HUGE, Site
 from tests.harness.waits import clock_passed, events, has_event, holds, until, until_finished
 
@@ -88,8 +88,11 @@ async def test_an_http_call_renders_its_templates_and_records_the_parsed_json_an
         "headers": {"x-lead": "bob", "x-fixed": "yes"},
         "body": {"amount": 120, "tags": ["new", "bob"]},
     }
+    # A replay decides again from the recorded answer alone: the site hears nothing more,
+    # and the execution it rebuilds ends with the very output the status shows.
     assert await replays(loom, execution_id)
-    assert len(site.requests) == 1  # the replay read the answer from history
+    assert (await rebuilt(loom, execution_id)).output == status["output"]
+    assert len(site.requests) == 1
 
 
 async def test_a_body_that_is_not_json_is_recorded_as_text(loom: Loom, site: Site) -> None:
