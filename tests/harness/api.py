@@ -6,6 +6,7 @@ the list of executions, which reads the read model and so trails the store a mom
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from infra.auth import mint_token
@@ -87,3 +88,29 @@ async def listed_once_caught_up(
 
     await until(marker_listed, f"the marker {marker} to be listed as finished")
     return [i for i in await listed(client, headers, limit=500) if i["execution_id"] != marker]
+
+
+async def everything_saved(client: Client) -> tuple[Any, ...]:
+    """What a refused request must leave exactly as it was."""
+    paths = ("/api/v1/processes", "/api/v1/projects", "/api/v1/agents", "/api/v1/executions")
+    responses = [await client.get(path, headers=ALICE) for path in paths]
+    assert all(r.status_code == 200 for r in responses)
+    return tuple(r.json() for r in responses)
+
+
+def is_timestamp(value: Any) -> bool:
+    """Whether `value` is an ISO 8601 timestamp, as the API writes them."""
+    return (
+        isinstance(value, str) and datetime.fromisoformat(value.replace("Z", "+00:00")) is not None
+    )
+
+
+def audited_by(document: dict[str, Any], created_by: str, modified_by: str) -> bool:
+    """Whether the document carries its timestamps and who created and last changed it."""
+    stamps = (document[f] for f in ("created_at", "modified_at"))
+    return (
+        all(is_timestamp(s) for s in stamps)
+        and document["created_by"] == created_by
+        and document["modified_by"] == modified_by
+        and document["modified_at"] >= document["created_at"]
+    )

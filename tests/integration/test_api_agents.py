@@ -4,30 +4,12 @@ listed and updated; bad, stale and unknown ones refused.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
-from tests.harness.api import ALICE, auth
+from tests.harness.api import ALICE, audited_by, auth
 from tests.harness.looms import Client
 
-
 # The contract's own example.
-def is_timestamp(value: Any) -> bool:
-    return (
-        isinstance(value, str) and datetime.fromisoformat(value.replace("Z", "+00:00")) is not None
-    )
-
-
-def audited_by(document: dict[str, Any], created_by: str, modified_by: str) -> bool:
-    stamps = (document[f] for f in ("created_at", "modified_at"))
-    return (
-        all(is_timestamp(s) for s in stamps)
-        and document["created_by"] == created_by
-        and document["modified_by"] == modified_by
-        and document["modified_at"] >= document["created_at"]
-    )
-
-
 # --- agents --------------------------------------------------------------------------
 
 

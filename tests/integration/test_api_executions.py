@@ -6,10 +6,18 @@ from __future__ import annotations
 
 import asyncio
 import copy
-from datetime import datetime
 from typing import Any
 
-from tests.harness.api import ALICE, auth, create, finished, listed, listed_once_caught_up, start
+from tests.harness.api import (
+    ALICE,
+    auth,
+    create,
+    finished,
+    is_timestamp,
+    listed,
+    listed_once_caught_up,
+    start,
+)
 from tests.harness.looms import Client
 from tests.harness.waits import until
 from tests.support import contract_example, with_delay
@@ -31,12 +39,6 @@ EXAMPLE: dict[str, Any] = contract_example()
 
 def _ids(items: list[Any]) -> list[str]:
     return [item["execution_id"] for item in items]
-
-
-def is_timestamp(value: Any) -> bool:
-    return (
-        isinstance(value, str) and datetime.fromisoformat(value.replace("Z", "+00:00")) is not None
-    )
 
 
 # --- executions ----------------------------------------------------------------------

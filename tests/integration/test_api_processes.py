@@ -6,39 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import copy
-from datetime import datetime
 from typing import Any
 
-from tests.harness.api import ALICE, auth, create
+from tests.harness.api import ALICE, audited_by, auth, create, everything_saved
 from tests.harness.looms import Client
 from tests.support import contract_example
 
 # The contract's own example.
 EXAMPLE: dict[str, Any] = contract_example()
-
-
-async def everything_saved(client: Client) -> tuple[Any, ...]:
-    """What a refused request must leave exactly as it was."""
-    paths = ("/api/v1/processes", "/api/v1/projects", "/api/v1/agents", "/api/v1/executions")
-    responses = [await client.get(path, headers=ALICE) for path in paths]
-    assert all(r.status_code == 200 for r in responses)
-    return tuple(r.json() for r in responses)
-
-
-def is_timestamp(value: Any) -> bool:
-    return (
-        isinstance(value, str) and datetime.fromisoformat(value.replace("Z", "+00:00")) is not None
-    )
-
-
-def audited_by(document: dict[str, Any], created_by: str, modified_by: str) -> bool:
-    stamps = (document[f] for f in ("created_at", "modified_at"))
-    return (
-        all(is_timestamp(s) for s in stamps)
-        and document["created_by"] == created_by
-        and document["modified_by"] == modified_by
-        and document["modified_at"] >= document["created_at"]
-    )
 
 
 # --- health and OpenAPI --------------------------------------------------------------

@@ -11,20 +11,12 @@ from typing import Any
 
 import pytest
 
-from tests.harness.api import ALICE, create, finished, start
+from tests.harness.api import ALICE, create, everything_saved, finished, start
 from tests.harness.looms import Client
 from tests.support import contract_example
 
 # The contract's own example.
 EXAMPLE: dict[str, Any] = contract_example()
-
-
-async def everything_saved(client: Client) -> tuple[Any, ...]:
-    """What a refused request must leave exactly as it was."""
-    paths = ("/api/v1/processes", "/api/v1/projects", "/api/v1/agents", "/api/v1/executions")
-    responses = [await client.get(path, headers=ALICE) for path in paths]
-    assert all(r.status_code == 200 for r in responses)
-    return tuple(r.json() for r in responses)
 
 
 # --- definition rules: 422 naming the key, nothing saved ----------------------------
