@@ -35,6 +35,13 @@ async def open_loom(database_url: str, clock: Clock | None = None, **env: str) -
     return loom
 
 
+async def open_on_clock(tmp_path: Path, clock: Clock, allow: str | None = "127.0.0.1") -> Loom:
+    """A started Loom on a SQLite file in `tmp_path`, on `clock`, calling out only to what
+    `allow` lists (LOOM_HTTP_ALLOW; by default the loopback the fake site is on)."""
+    env = {} if allow is None else {"LOOM_HTTP_ALLOW": allow}
+    return await open_loom(sqlite_url(tmp_path), clock, **env)
+
+
 @contextlib.asynccontextmanager
 async def api_client(loom: Loom) -> AsyncIterator[Client]:
     """The whole app (`web_app`) over `loom`, as a test client; a 500 is answered, not raised."""

@@ -15,6 +15,7 @@ import msgspec
 
 from services.bootstrap import Loom
 from tests.harness.clock import MovableClock
+from tests.support import with_delay
 
 TERMINAL = ("completed", "failed", "cancelled")
 """The statuses an execution ends in."""
@@ -83,7 +84,9 @@ async def clock_passed(loom: Loom, clock: MovableClock, seconds: float) -> None:
     finished. Timers fire in time order, so every timer due by then has been handed to
     the engine too, and none due later has: a test can now assert what did not happen.
     """
-    saved = await loom.processes.save("acme", "harness", _marker(seconds))
+    saved = await loom.processes.save(
+        "acme", "harness", with_delay(seconds, name=f"marker: {seconds} s")
+    )
     started = await loom.executions.start("acme", "harness", str(saved["process_id"]), None, None)
     marker = started.execution_id
     await until(lambda: has_event(loom, marker, "NodeExecuting", element="wait"), "the marker")
@@ -91,26 +94,3 @@ async def clock_passed(loom: Loom, clock: MovableClock, seconds: float) -> None:
     loom.engine.wake_timers()
     document = await until_finished(loom, marker)
     assert document["status"] == "completed", document
-
-
-def _marker(seconds: float) -> dict[str, Any]:
-    """A process that only waits `seconds`."""
-    return {
-        "project": "Harness",
-        "app": "Markers",
-        "name": f"wait {seconds} s",
-        "threads": [
-            {
-                "key": "main",
-                "elements": [
-                    {"key": "start", "type": "trigger"},
-                    {"key": "wait", "type": "delay", "params": {"seconds": seconds}},
-                    {"key": "done", "type": "end"},
-                ],
-                "connections": [
-                    {"source": "start", "target": "wait"},
-                    {"source": "wait", "target": "done"},
-                ],
-            }
-        ],
-    }

@@ -16,7 +16,7 @@ from structlog.testing import LogCapture
 
 from services.bootstrap import Loom
 from tests.harness.clock import MovableClock
-from tests.harness.looms import Client, api_client, settings
+from tests.harness.looms import Client, api_client, open_on_clock, settings
 from tests.harness.site import Site, loopback_only, serving
 from tests.nats_support import delete_streams, nats_server_url, unique_nats_url
 
@@ -75,6 +75,14 @@ def connects(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 def clock() -> MovableClock:
     """A clock standing at T0 until the test moves it."""
     return MovableClock()
+
+
+@pytest.fixture
+async def clocked_loom(tmp_path: Path, clock: MovableClock) -> AsyncIterator[Loom]:
+    """A started Loom on SQLite and on `clock`, allowed to call the fake site on loopback."""
+    loom = await open_on_clock(tmp_path, clock)
+    yield loom
+    await loom.stop()
 
 
 @pytest.fixture

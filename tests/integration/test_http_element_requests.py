@@ -9,7 +9,6 @@ connection, and this module would fail rather than send them traffic.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ from infra.http_client import HttpxRequester
 from infra.outbound_guard import OutboundRefused
 from services.bootstrap import Loom
 from tests.harness.clock import MovableClock
-from tests.harness.looms import open_loom, sqlite_url
+from tests.harness.looms import open_on_clock
 from tests.harness.processes import CALL_THEN_END, END, call, run, save
 from tests.harness.replays import rebuilt, replays
 from tests.harness.site import HUGE, Site
@@ -29,16 +28,9 @@ from tests.harness.waits import until_finished
 pytestmark = pytest.mark.usefixtures("connects")
 
 
-async def _open(tmp_path: Path, clock: MovableClock, allow: str | None = "127.0.0.1") -> Loom:
-    env = {} if allow is None else {"LOOM_HTTP_ALLOW": allow}
-    return await open_loom(sqlite_url(tmp_path), clock, **env)
-
-
 @pytest.fixture
-async def loom(tmp_path: Path, clock: MovableClock) -> AsyncIterator[Loom]:
-    loom = await _open(tmp_path, clock)
-    yield loom
-    await loom.stop()
+def loom(clocked_loom: Loom) -> Loom:
+    return clocked_loom
 
 
 # --- the http element -------------------------------------------------------------------------
@@ -211,7 +203,7 @@ async def test_a_url_that_is_not_http_fails_the_element_without_calling_anything
 async def test_loopback_is_refused_when_loom_http_allow_does_not_list_it(
     tmp_path: Path, clock: MovableClock, site: Site, connects: list[str]
 ) -> None:
-    strict = await _open(tmp_path, clock, allow=None)
+    strict = await open_on_clock(tmp_path, clock, allow=None)
     try:
         port = site.url.rsplit(":", 1)[1]
         by_address = await save(strict, [call(site.url + "/echo"), END], CALL_THEN_END)
@@ -232,7 +224,7 @@ async def test_loopback_is_refused_when_loom_http_allow_does_not_list_it(
 async def test_a_host_name_listed_in_loom_http_allow_is_reachable(
     tmp_path: Path, clock: MovableClock, site: Site
 ) -> None:
-    allowing = await _open(tmp_path, clock, allow="localhost")
+    allowing = await open_on_clock(tmp_path, clock, allow="localhost")
     try:
         port = site.url.rsplit(":", 1)[1]
         process = await save(allowing, [call(f"http://localhost:{port}/echo"), END], CALL_THEN_END)

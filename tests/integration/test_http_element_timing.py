@@ -9,7 +9,6 @@ server is tests/harness/site.py's on loopback, and every socket is checked to be
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,7 @@ import pytest
 
 from services.bootstrap import Loom
 from tests.harness.clock import MovableClock, at
-from tests.harness.looms import open_loom, sqlite_url
+from tests.harness.looms import open_on_clock
 from tests.harness.processes import CALL_THEN_END, END, call, run, save
 from tests.harness.replays import replays
 from tests.harness.site import Site
@@ -26,16 +25,9 @@ from tests.harness.waits import clock_passed, events, has_event, holds, until, u
 pytestmark = pytest.mark.usefixtures("connects")
 
 
-async def _open(tmp_path: Path, clock: MovableClock, allow: str | None = "127.0.0.1") -> Loom:
-    env = {} if allow is None else {"LOOM_HTTP_ALLOW": allow}
-    return await open_loom(sqlite_url(tmp_path), clock, **env)
-
-
 @pytest.fixture
-async def loom(tmp_path: Path, clock: MovableClock) -> AsyncIterator[Loom]:
-    loom = await _open(tmp_path, clock)
-    yield loom
-    await loom.stop()
+def loom(clocked_loom: Loom) -> Loom:
+    return clocked_loom
 
 
 # --- retries and timeouts ---------------------------------------------------------------------
@@ -85,13 +77,13 @@ async def test_a_retry_wait_survives_a_restart_of_loom(
     tmp_path: Path, clock: MovableClock, site: Site
 ) -> None:
     site.failures_left = 1
-    first = await _open(tmp_path, clock)
+    first = await open_on_clock(tmp_path, clock)
     process = await save(first, [call(site.url + "/flaky", retry=RETRY), END], CALL_THEN_END)
     execution_id = await run(first, process)
     await until(lambda: has_event(first, execution_id, "NodeFailed", attempt=1), "attempt 1")
     await first.stop()
 
-    second = await _open(tmp_path, clock)
+    second = await open_on_clock(tmp_path, clock)
     try:
         await clock_passed(second, clock, 10)
         status = await until_finished(second, execution_id)
