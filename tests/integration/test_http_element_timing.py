@@ -256,9 +256,10 @@ async def test_an_answer_that_arrives_after_cancel_is_recorded_as_discarded(
 
     # Hold the execution's lock (engine internals, to order the race): the cancel queues
     # first, then the answer comes back and queues behind it.
-    async with loom.engine._lock(("acme", execution_id)):
+    lock = loom.engine._lock(("acme", execution_id))
+    async with lock:
         cancelling = asyncio.create_task(loom.executions.cancel("acme", "carol", execution_id))
-        await asyncio.sleep(0.05)
+        await until(holds(lambda: bool(lock._waiters)), "the cancel to queue on the lock")
         site.release.set()
         await until(holds(lambda: loom.engine._calls.answered(token)), "the answer")
     await cancelling
