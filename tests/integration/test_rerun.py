@@ -18,9 +18,6 @@ import pytest
 import uvicorn
 from litestar.testing import AsyncTestClient
 
-from domain.definition import compile_definition, parse_definition
-from domain.events import AnyEvent, ExecutionStarted
-from domain.history.replay import replay
 from infra.settings import Settings
 from services.bootstrap import Loom, web_app
 from services.cli import main
@@ -404,33 +401,3 @@ async def test_loom_rerun_starts_a_rerun_through_the_running_api(
         assert refused == 1
         assert refusal["key"] == "nope"
         assert site.paths().count("/fetch?id=7") == 1
-
-
-# --- the committed history ----------------------------------------------------------------------
-
-HISTORY = Path(__file__).resolve().parents[1] / "histories" / "rerun_from_middle.json"
-
-
-class History(msgspec.Struct):
-    definition: dict[str, Any]
-    events: list[AnyEvent]
-
-
-def test_the_committed_rerun_history_replays_and_a_changed_reused_output_diverges() -> None:
-    history = msgspec.json.decode(HISTORY.read_bytes(), type=History)
-    graph = compile_definition(parse_definition(history.definition))
-    started = history.events[0]
-    assert isinstance(started, ExecutionStarted) and started.from_element == "shape"
-    reused = dict(started.reused)
-    reused["fetch"] = {**reused["fetch"], "output": {"status": 200, "body": {"score": 1}}}
-    tampered = [msgspec.structs.replace(started, reused=reused), *history.events[1:]]
-
-    assert replay("ex-1", graph, history.events).deterministic
-    report = replay("ex-1", graph, tampered)
-
-    assert report.divergence is not None
-    assert report.divergence.expected is not None
-    assert (report.divergence.expected["type"], report.divergence.expected["element"]) == (
-        "NodeCompleted",
-        "fetch",
-    )
