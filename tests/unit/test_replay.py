@@ -453,16 +453,26 @@ def test_a_replay_reads_effect_answers_from_the_history_and_calls_nothing(monkey
     monkeypatch.setattr(socket, "create_connection", no_network)
     history = _load(HISTORIES / "http.json")
     graph = _compile(history.definition)
-    recorded = [e for e in history.events if isinstance(e, NodeCompleted) and e.element == "call"]
+    # The same history, but the CRM had answered another owner: what the replay
+    # decides after the call follows the answer the history holds, not a fresh one.
+    answered_dave = [
+        msgspec.structs.replace(e, output=HTTP_ANSWER | {"body": {"owner": "dave"}})
+        if isinstance(e, NodeCompleted) and e.element == "call"
+        else e
+        for e in history.events
+    ]
 
     report = replay("ex-1", graph, history.events)
     rebuilt = Execution.rebuild("ex-1", graph, history.events)
+    dave = replay("ex-1", graph, answered_dave)
 
     assert report.deterministic
-    assert [e.output for e in recorded] == [HTTP_ANSWER]
     assert rebuilt.nodes["call"].output == HTTP_ANSWER
     assert rebuilt.nodes["call"].attempts == 2
     assert rebuilt.output == {"done": "carol"}
+    assert dave.divergence is not None  # it decided "dave" where the history says "carol"
+    assert dave.divergence.decided is not None
+    assert dave.divergence.decided["element"] == "owner"
 
 
 def test_the_recorder_retries_waits_and_answers_like_the_engine():
