@@ -142,6 +142,27 @@ class NodeSkipped(Event, frozen=True, kw_only=True):
     element: str
 
 
+class NodeWaiting(Event, frozen=True, kw_only=True):
+    """A `signal` element is waiting for a signal of its name (until `timeout_at`, if set)."""
+
+    element: str
+    attempt: int = 1
+    timeout_at: str | None = None
+
+
+class SignalReceived(Event, frozen=True, kw_only=True):
+    """A person or a system sent the execution a signal; the actor is who sent it.
+
+    Kept per name in arrival order: the oldest one no element has taken is the next
+    a waiting `signal` element of that name takes.
+    """
+
+    name: str
+    data: Any = None
+    idempotency_key: str | None = None
+    request_hash: str | None = None
+
+
 class ExecutionCompleted(Event, frozen=True, kw_only=True):
     output: dict[str, Any] = {}
 
@@ -174,6 +195,8 @@ ExecutionEvent = (
     | NodeCompleted
     | NodeFailed
     | NodeSkipped
+    | NodeWaiting
+    | SignalReceived
     | ExecutionCompleted
     | ExecutionFailed
     | ExecutionCancelled
@@ -195,6 +218,8 @@ AnyEvent = (
     | NodeCompleted
     | NodeFailed
     | NodeSkipped
+    | NodeWaiting
+    | SignalReceived
     | ExecutionCompleted
     | ExecutionFailed
     | ExecutionCancelled
@@ -221,6 +246,8 @@ EXECUTION_EVENT_TYPES: tuple[type[Event], ...] = (
     NodeCompleted,
     NodeFailed,
     NodeSkipped,
+    NodeWaiting,
+    SignalReceived,
     ExecutionCompleted,
     ExecutionFailed,
     ExecutionCancelled,
