@@ -53,6 +53,7 @@ from projections.catalog import CatalogStore
 from projections.status import StatusStore
 from services.roles.api.app import create_app
 from services.roles.api.routes import ROUTES
+from services.roles.api.signals import SignalController
 from services.roles.engine.agent_runner import AgentRunner
 from services.roles.engine.effects import Effects
 from services.roles.engine.engine import Engine
@@ -66,6 +67,7 @@ from services.usecases.catalog import DefinitionCatalog
 from services.usecases.executions import ExecutionService
 from services.usecases.processes import ProcessService
 from services.usecases.secrets import SecretService
+from services.usecases.signals import SignalService
 from services.usecases.tenant_limits import TenantLimits
 
 ROLES = ("api", "engine", "projector", "gateway")
@@ -147,6 +149,7 @@ class Loom:
             self.store, self.catalog, self.engine, self.statuses, live, self.limits
         )
         self.agents = AgentService(self.store, self.clock)
+        self.signals = SignalService(self.engine)
         self.feed: EventFeed = self.bus
         self._tasks: list[asyncio.Task[Any]] = []
         self._resumed = asyncio.Event()
@@ -385,7 +388,7 @@ def web_app(loom: Loom) -> Litestar:
 
     handlers: list[Any] = []
     if "api" in loom.roles:
-        handlers += [*ROUTES, studio_router()]
+        handlers += [*ROUTES, SignalController, studio_router()]
     if "gateway" in loom.roles:
         handlers.append(ExecutionSocket(loom.executions, loom.feed, loom.store).handler())
     return create_app(
@@ -398,5 +401,6 @@ def web_app(loom: Loom) -> Litestar:
             "executions": provide(loom.executions),
             "agents": provide(loom.agents),
             "secrets": provide(loom.secrets),
+            "signals": provide(loom.signals),
         },
     )

@@ -13,8 +13,9 @@ and publishes for everybody, the others only pass their wake-ups on. A relay is
 woken by the local engine's publish (the in-process bus), by other processes'
 wake-ups, and by a poll every `poll_s` that covers anything else.
 
-Each ExecutionStarted also yields one work item for the engines, unless the
-execution already finished in the same batch (a run of pure elements).
+Each ExecutionStarted (and each SignalReceived) also yields one work item for the
+engines, unless the execution already finished in the same batch (a run of pure
+elements).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from uuid import UUID
 
 import structlog
 
-from domain.events import TERMINAL_EVENTS, ExecutionStarted
+from domain.events import TERMINAL_EVENTS, ExecutionStarted, SignalReceived
 from domain.ports import EventStore, RecordedEvent, RelayState
 
 log = structlog.get_logger("loom.relay")
@@ -302,7 +303,9 @@ class Relay:
 
 
 def _needing_an_engine(events: Sequence[RecordedEvent]) -> list[UUID]:
-    started = [r.stream_id for r in events if isinstance(r.event, ExecutionStarted)]
+    # A signal may wake an execution no engine holds (one waiting without a timeout).
+    woken = ExecutionStarted | SignalReceived
+    started = [r.stream_id for r in events if isinstance(r.event, woken)]
     if not started:
         return []
     finished = {r.stream_id for r in events if isinstance(r.event, TERMINAL_EVENTS)}
