@@ -146,6 +146,7 @@ class NodeWaiting(Event, frozen=True, kw_only=True):
     """A `signal` element is waiting for a signal of its name (until `timeout_at`, if set)."""
 
     element: str
+    name: str | None = None  # the signal's, so a read model needs no definition
     attempt: int = 1
     timeout_at: str | None = None
 

@@ -394,9 +394,10 @@ class Execution:
     def _wait(self, node: Node, at: str, actor: str, emit: Any) -> None:
         timeout_s = node.params.timeout_s
         timeout_at = None if timeout_s is None else iso(parse_iso(at) + timeout_s)
-        emit(NodeWaiting(at=at, actor=actor, element=node.key, timeout_at=timeout_at))
+        name = node.params.name
+        emit(NodeWaiting(at=at, actor=actor, element=node.key, name=name, timeout_at=timeout_at))
         # A signal sent before the element was reached is taken right away.
-        self._take(node.params.name, at, actor, emit)
+        self._take(name, at, actor, emit)
 
     def _take(self, name: str, at: str, actor: str, emit: Any) -> bool:
         """The first element waiting for `name` takes the oldest signal of it not taken."""

@@ -51,6 +51,7 @@ class NodeStatus(msgspec.Struct, kw_only=True):
     wake_at: str | UnsetType = UNSET
     retry_at: str | UnsetType = UNSET
     timeout_at: str | UnsetType = UNSET  # while a `signal` element waits with a timeout
+    signal: str | UnsetType = UNSET  # the name a `signal` element waits (or waited) for
 
 
 class ExecutionSummary(msgspec.Struct, kw_only=True):
@@ -129,6 +130,8 @@ def fold_status(doc: ExecutionStatus, seq: int, event: Event) -> ExecutionStatus
         case NodeWaiting(element=key, attempt=attempt):
             node = nodes.setdefault(key, _node())
             node.state, node.attempts, node.started_at = "waiting", attempt, event.at
+            if event.name is not None:
+                node.signal = event.name
             if event.timeout_at is not None:
                 node.timeout_at = event.timeout_at
         case NodeCompleted(element=key):

@@ -44,12 +44,14 @@ from infra.http_client import HttpxRequester, guarded_client
 from infra.llm import FakeAgentInvoker, OpenAIAgentInvoker
 from infra.logging import mask
 from infra.readmodel.catalog_store import PostgresCatalogStore, SQLiteCatalogStore
+from infra.readmodel.inbox_store import PostgresInboxStore, SQLiteInboxStore
 from infra.readmodel.status_store import PostgresStatusStore, SQLiteStatusStore
 from infra.secret_keys import GENERATED_KEY_FILE, MasterKey, SecretsKeyError, generated_master_key
 from infra.settings import Settings
 from infra.store import open_event_store
 from infra.store.postgres import parse_postgres_url
 from projections.catalog import CatalogStore
+from projections.inbox import InboxStore
 from projections.status import StatusStore
 from services.roles.api.app import create_app
 from services.roles.api.routes import ROUTES
@@ -127,7 +129,8 @@ class Loom:
             self.clock,
             **(commands_only if self.distributed else {}),
         )
-        self.projector = Projector(self.store, self.statuses)
+        self.inbox = _inbox_store(settings.database_url, self.store)
+        self.projector = Projector(self.store, self.statuses, signals=self.inbox)
         self.lists: CatalogStore = _catalog_store(settings.database_url, self.store)
         self.catalog_projector = CatalogProjector(self.store, self.lists)
         # In one process the projectors see every commit as it happens: status reads
@@ -149,7 +152,7 @@ class Loom:
             self.store, self.catalog, self.engine, self.statuses, live, self.limits
         )
         self.agents = AgentService(self.store, self.clock)
-        self.signals = SignalService(self.engine)
+        self.signals = SignalService(self.engine, self.inbox)
         self.feed: EventFeed = self.bus
         self._tasks: list[asyncio.Task[Any]] = []
         self._resumed = asyncio.Event()
@@ -263,6 +266,7 @@ class Loom:
         await self.agent_runner.close()
         self.statuses.close()
         self.lists.close()
+        self.inbox.close()
         self.store.close()
 
     async def _stop_roles(self) -> None:
@@ -356,6 +360,12 @@ def _catalog_store(database_url: str, store: Any) -> CatalogStore:
         # The read model's file, beside the statuses: both are rebuilt from the store.
         return SQLiteCatalogStore(_beside_events(database_url, "read"))
     return PostgresCatalogStore(store.pool, store.schema)
+
+
+def _inbox_store(database_url: str, store: Any) -> InboxStore:
+    if database_url.startswith("sqlite:"):
+        return SQLiteInboxStore(_beside_events(database_url, "read"))
+    return PostgresInboxStore(store.pool, store.schema)
 
 
 def _status_store(database_url: str, store: Any) -> StatusStore:

@@ -19,6 +19,8 @@ from jsonschema.exceptions import SchemaError
 from domain.definition import Graph
 from domain.errors import InvalidCommand, Problem
 from domain.ports import ConcurrencyError, ExecutionState
+from projections.inbox import InboxStore, SignalWait
+from services.usecases.blocking import blocking
 from services.usecases.errors import Conflict, Invalid, NotFound
 from services.usecases.ports import ExecutionCommands, UnknownExecution
 
@@ -54,8 +56,9 @@ Validators = list[tuple[str, Any]]  # (element key, compiled validator) of one n
 
 
 class SignalService:
-    def __init__(self, engine: ExecutionCommands, capacity: int = 512) -> None:
+    def __init__(self, engine: ExecutionCommands, inbox: InboxStore, capacity: int = 512) -> None:
         self._engine = engine
+        self._inbox = inbox
         # Compiled validators by (tenant, process, version, name): versions never change.
         self._validators: OrderedDict[tuple[str, str, int, str], Validators] = OrderedDict()
         self._capacity = capacity
@@ -101,6 +104,17 @@ class SignalService:
         except ConcurrencyError:
             raise Conflict("the execution kept moving while signalling; retry") from None
         return SignalOut(execution_id=execution_id, name=name, status=execution.status)
+
+    async def waiting(
+        self, tenant: str, process_id: str | None = None, limit: int = 500
+    ) -> list[SignalWait]:
+        """What the tenant's running executions wait for, oldest wait first (the inbox
+        read model; at most `limit` executions)."""
+        if not 1 <= limit <= 1000:
+            raise Invalid("limit must be between 1 and 1000")
+        if process_id is not None and not _is_uuid(process_id):
+            return []  # no process has such an id
+        return await blocking(self._inbox.list, tenant, process_id, limit)
 
     def _for(self, key: tuple[str, str, int, str], graph: Graph) -> Validators:
         validators = self._validators.get(key)

@@ -375,3 +375,68 @@ async def test_a_schema_that_is_not_a_json_schema_is_refused_at_save_naming_the_
     assert response.status_code == 422, response.text
     assert response.json()["key"] == "approve"
     assert "schema is not a JSON Schema" in response.json()["detail"]
+
+
+# --- the inbox ---------------------------------------------------------------------------
+
+
+async def inbox(client: Client, headers: dict[str, str] = ALICE, **params: Any) -> list[Any]:
+    response = await client.get("/api/v1/signals", params=params, headers=headers)
+    assert response.status_code == 200, response.text
+    return list(response.json())
+
+
+async def until_inbox(client: Client, count: int, **params: Any) -> list[Any]:
+    seen: list[Any] = []
+
+    async def counted() -> bool:
+        nonlocal seen
+        seen = await inbox(client, **params)
+        return len(seen) == count
+
+    await until(counted, f"{count} waiting in the inbox ({seen})")
+    return seen
+
+
+async def test_the_inbox_lists_what_the_tenants_executions_wait_for_until_answered_or_ended(
+    running: Running,
+) -> None:
+    client = running.client
+    approvals = await create(client, approval(timeout_s=600))
+    other = approval()
+    other["name"] = "Other"
+    others = await create(client, other)
+    first = await start(client, approvals)
+    second = await start(client, approvals)
+    third = await start(client, others)
+
+    waiting = await until_inbox(client, 3)
+
+    assert {w["execution_id"] for w in waiting} == {first, second, third}
+    row = next(w for w in waiting if w["execution_id"] == first)
+    assert row["process_id"] == approvals
+    assert (row["element"], row["name"]) == ("approve", "approval")
+    assert parse_iso(row["timeout_at"]) == parse_iso(row["waiting_since"]) + 600
+    assert next(w for w in waiting if w["execution_id"] == third)["timeout_at"] is None
+    assert {w["execution_id"] for w in await inbox(client, process_id=approvals)} == {
+        first,
+        second,
+    }
+    assert await inbox(client, headers=auth("globex")) == []
+    assert await inbox(client, process_id="not-a-process") == []
+
+    await send(client, first, {"ok": True})
+    await client.post(f"/api/v1/executions/{third}/cancel", headers=ALICE)
+
+    left = await until_inbox(client, 1)
+    assert left[0]["execution_id"] == second
+
+
+async def test_the_inbox_is_folded_again_by_a_rebuild(running: Running) -> None:
+    client = running.client
+    execution_id = await start(client, await create(client, approval()))
+    await until_inbox(client, 1)
+
+    await asyncio.to_thread(running.loom.projector.rebuild, "acme")
+
+    assert [w["execution_id"] for w in await inbox(client)] == [execution_id]

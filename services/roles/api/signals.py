@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Controller, Request, post
+from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath, HeaderParameter, JSONBody
+from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_202_ACCEPTED
 
 from infra.auth import Identity
+from projections.inbox import SignalWait
 from services.roles.api.routes import _errors
 from services.usecases.signals import SignalOut, SignalService
 
@@ -48,3 +49,13 @@ class SignalController(Controller):
         return await signals.send(
             who.tenant, who.sub, execution_id, name, data.data, idempotency_key
         )
+
+    @get("/signals", responses=_errors(400))
+    async def list_waiting(
+        self,
+        request: Request[Any, Any, Any],
+        signals: NamedDependency[SignalService],
+        process_id: FromQuery[str | None] = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 500,
+    ) -> list[SignalWait]:
+        return await signals.waiting(_who(request).tenant, process_id, limit)

@@ -59,7 +59,9 @@ def start(g: Graph, input: Any = None) -> tuple[Execution, list[Event]]:
 def test_a_signal_element_parks_the_execution_waiting_with_its_timeout_recorded():
     execution, events = start(approval(timeout_s=60))
 
-    assert events[-1] == NodeWaiting(at=T0, actor="alice", element="approve", timeout_at=at(60))
+    assert events[-1] == NodeWaiting(
+        at=T0, actor="alice", element="approve", name="approval", timeout_at=at(60)
+    )
     assert not execution.finished
     assert execution.nodes["approve"].state == "waiting"
     assert execution.waiting() == [("approve", "approval")]
