@@ -350,6 +350,11 @@ def open_status_store(settings: Settings, store: EventStore) -> StatusStore:
     return _status_store(settings.database_url, store)
 
 
+def open_inbox_store(settings: Settings, store: EventStore) -> InboxStore:
+    """The inbox of waiting signals beside `store` (for `loom import`)."""
+    return _inbox_store(settings.database_url, store)
+
+
 def open_catalog_store(settings: Settings, store: EventStore) -> CatalogStore:
     """The process and project lists beside `store` (for `loom import` and rebuilds)."""
     return _catalog_store(settings.database_url, store)

@@ -11,6 +11,7 @@ import asyncio
 import itertools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -19,8 +20,10 @@ from litestar.testing import AsyncTestClient
 
 from domain.clock import parse_iso
 from infra.auth import mint_token
+from infra.readmodel.inbox_store import SQLiteInboxStore
 from infra.settings import Settings
 from services.bootstrap import Loom, web_app
+from services.cli import main
 from services.tools.audit import timeline
 from tests.support import SECRET, definition, edge, el
 
@@ -440,3 +443,31 @@ async def test_the_inbox_is_folded_again_by_a_rebuild(running: Running) -> None:
     await asyncio.to_thread(running.loom.projector.rebuild, "acme")
 
     assert [w["execution_id"] for w in await inbox(client)] == [execution_id]
+
+
+async def test_an_import_into_an_empty_store_brings_the_inbox_along(
+    open_loom: Callable[[], Any],
+    database_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    if not database_url.startswith("sqlite"):
+        pytest.skip("one store kind is enough for the import's wiring")
+    async with open_loom() as first:
+        execution_id = await start(first.client, await create(first.client, approval()))
+        await until_inbox(first.client, 1)
+    archive = tmp_path / "acme.jsonl"
+    monkeypatch.setenv("LOOM_DATABASE_URL", database_url)
+    assert main(["export", "--tenant", "acme", "--output", str(archive)]) == 0
+
+    monkeypatch.setenv("LOOM_DATABASE_URL", f"sqlite:///{tmp_path}/other/loom.db")
+    assert main(["import", str(archive)]) == 0
+
+    inbox_store = SQLiteInboxStore(str(tmp_path / "other" / "loom-read.db"))
+    try:
+        waits = inbox_store.list("acme", None, 10)
+    finally:
+        inbox_store.close()
+    assert [(w.execution_id, w.element, w.name) for w in waits] == [
+        (execution_id, "approve", "approval")
+    ]
