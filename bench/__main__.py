@@ -22,6 +22,7 @@ from bench import (
     live_bench,
     replay_bench,
     secrets_bench,
+    signals_bench,
     store_bench,
 )
 from bench.postgres import drop_schema, postgres_url
@@ -51,6 +52,7 @@ def main() -> None:
     fairness_bench.main([])
     lists_bench.main([])
     secrets_bench.main([])
+    signals_bench.main([f"sqlite:///{workdir}/signals.db", url])
 
 
 def _replay_tooling(workdir: str, url: str) -> None:
