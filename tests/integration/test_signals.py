@@ -439,6 +439,7 @@ async def test_the_inbox_is_folded_again_by_a_rebuild(running: Running) -> None:
     client = running.client
     execution_id = await start(client, await create(client, approval()))
     await until_inbox(client, 1)
+    await running.loom.projector.settled()  # as `loom projections rebuild`, with none saving
 
     await asyncio.to_thread(running.loom.projector.rebuild, "acme")
 

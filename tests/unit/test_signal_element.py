@@ -21,6 +21,7 @@ from domain.events import (
 )
 from domain.execution import Execution
 from domain.history.replay import replay
+from domain.history.rerun import plan_rerun
 from projections.status import empty_status, fold_status
 from tests.support import definition, edge, el
 
@@ -343,3 +344,36 @@ def test_bad_signal_params_are_refused_naming_the_element(params, why):
 
     assert refused.value.key == "approve"
     assert why in refused.value.detail
+
+
+def test_a_rerun_from_after_the_signal_reuses_the_recorded_signal_and_waits_for_none():
+    g = approval()
+    original, _ = start(g)
+    original.signal("approval", {"ok": True}, at(5), "bob")
+
+    reused = plan_rerun(original, g, "done")
+    rerun, events = Execution.start(
+        "ex-2",
+        g,
+        ExecutionStarted(at=at(9), actor="carol", process_id="p", version=1, reused=reused),
+    )
+
+    assert rerun.status == "completed"
+    assert rerun.output == {"done": {"data": {"ok": True}, "by": "bob", "at": at(5)}}
+    assert not any(isinstance(e, NodeWaiting | SignalReceived) for e in events)
+
+
+def test_a_rerun_from_the_signal_element_waits_again():
+    g = approval()
+    original, _ = start(g)
+    original.signal("approval", {"ok": True}, at(5), "bob")
+
+    reused = plan_rerun(original, g, "approve")
+    rerun, _ = Execution.start(
+        "ex-2",
+        g,
+        ExecutionStarted(at=at(9), actor="carol", process_id="p", version=1, reused=reused),
+    )
+
+    assert rerun.waiting() == [("approve", "approval")]
+    assert rerun.untaken("approval") == []
