@@ -99,3 +99,33 @@ async def test_a_waiting_signal_is_answered_from_its_form_and_a_refusal_is_shown
         status_doc = client.get(f"/api/v1/executions/{execution_id}/status").json()
     assert status_doc["output"]["done"]["data"] == {"ok": True, "note": "fine"}
     assert status_doc["output"]["done"]["by"] == "approver"
+
+
+async def test_the_inbox_lists_a_waiting_signal_and_opens_its_execution_to_answer_it(
+    page: Page, loom: Loom, tenant: str
+) -> None:
+    token = loom.token(tenant, sub="approver")
+    process_id = create_process(loom, token, approval_process())
+    with loom.client(token) as client:
+        started = client.post("/api/v1/executions", json={"process_id": process_id})
+    execution_id = started.json()["execution_id"]
+    await open_studio(page, loom, token)
+
+    await page.get_by_role("button", name="Inbox").click()
+    await expect(page.get_by_role("heading", name="Inbox", exact=True)).to_be_visible()
+    row = page.locator(f'#inbox-table tr[data-execution="{execution_id}"]')
+    await expect(row).to_contain_text("approval")
+    await expect(row).to_contain_text("Approve")  # the process's name
+    await shot(page, "signal-inbox")
+    await row.get_by_role("button", name="Open").click()
+
+    await expect(page.locator("#inbox-page")).to_be_hidden()
+    await expect_states(page, {"approve": "waiting"})
+    await select(page, "approve")
+    form = page.locator('.signal-form[data-signal-for="approve"]')
+    await form.locator('[data-field="ok"] label.toggle').click()
+    await form.get_by_role("button", name="Send signal approval").click()
+    await expect_states(page, {"approve": "completed", "done": "completed"})
+
+    await page.get_by_role("button", name="Inbox").click()
+    await expect(page.locator("#inbox-table")).to_contain_text("Nothing waits for a signal.")
