@@ -24,6 +24,7 @@ from bench import (
     secrets_bench,
     signals_bench,
     store_bench,
+    webhook_bench,
 )
 from bench.postgres import drop_schema, postgres_url
 
@@ -52,6 +53,7 @@ def main() -> None:
     fairness_bench.main([])
     lists_bench.main([])
     secrets_bench.main([])
+    webhook_bench.main([])
     signals_bench.main([f"sqlite:///{workdir}/signals.db", url])
 
 

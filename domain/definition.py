@@ -14,6 +14,7 @@ import msgspec
 
 from domain.elements import ELEMENT_TYPES, ElementType
 from domain.errors import DefinitionInvalid, ExpressionError, Problem
+from domain.triggers import Trigger, check_triggers
 
 KEY_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,127}$")
 MAX_ELEMENTS = 5000
@@ -51,6 +52,7 @@ class ProcessDefinition(msgspec.Struct, frozen=True, forbid_unknown_fields=True)
     app: str
     name: str
     threads: list[ThreadDef]
+    triggers: list[Trigger] = []  # webhooks and schedules (domain/triggers.py)
 
 
 class Node(msgspec.Struct, frozen=True):
@@ -97,6 +99,7 @@ def compile_definition(definition: ProcessDefinition) -> Graph:
         value = getattr(definition, field)
         if not value.strip() or len(value) > 200:
             problems.append(Problem(f"`{field}` must be 1 to 200 characters"))
+    problems += check_triggers(definition.triggers)
     if sum(len(t.elements) for t in definition.threads) > MAX_ELEMENTS:
         raise DefinitionInvalid([Problem(f"a process holds at most {MAX_ELEMENTS} elements")])
 

@@ -30,6 +30,17 @@ class ProcessSaved(Event, frozen=True, kw_only=True):
     definition: dict[str, Any]
 
 
+class HookIssued(Event, frozen=True, kw_only=True):
+    """A webhook trigger of the process got its URL's token (kept for that key ever after)."""
+
+    key: str
+    token: str
+
+
+class ProcessArchived(Event, frozen=True, kw_only=True):
+    """The process was archived: its triggers stop and it starts no new executions."""
+
+
 class ProjectCreated(Event, frozen=True, kw_only=True):
     name: str
 
@@ -113,6 +124,8 @@ class ExecutionStarted(Event, frozen=True, kw_only=True):
     idempotency_key: str | None = None
     request_hash: str | None = None
     timeout_s: float | None = None  # the whole execution's; it fails when this runs out
+    # What started it when not a caller of the API: {"type": "webhook" | "schedule", "key", "at"?}
+    trigger: dict[str, Any] | None = None
 
 
 class NodeExecuting(Event, frozen=True, kw_only=True):
@@ -205,6 +218,8 @@ ExecutionEvent = (
 )
 AnyEvent = (
     ProcessSaved
+    | HookIssued
+    | ProcessArchived
     | ProjectCreated
     | AppCreated
     | ProcessFiled

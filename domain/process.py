@@ -7,12 +7,24 @@ twice collides in the store and one writer wins.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
+import msgspec
+
 from domain.definition import ProcessDefinition
 from domain.errors import InvalidCommand
-from domain.events import AppCreated, Event, ProcessFiled, ProcessSaved, ProjectCreated
+from domain.events import (
+    AppCreated,
+    Event,
+    HookIssued,
+    ProcessArchived,
+    ProcessFiled,
+    ProcessSaved,
+    ProjectCreated,
+)
+from domain.triggers import ScheduleTrigger, Trigger, WebhookTrigger
 
 
 def project_id(tenant: str, name: str) -> UUID:
@@ -30,6 +42,8 @@ class Process:
         self.id = process_id
         self.seq = 0
         self.versions: dict[int, ProcessSaved] = {}
+        self.hooks: dict[str, str] = {}  # webhook trigger key -> its token, across versions
+        self.archived: ProcessArchived | None = None
 
     @classmethod
     def rebuild(cls, process_id: str, events: list[Event]) -> Process:
@@ -42,6 +56,10 @@ class Process:
         self.seq += 1
         if isinstance(event, ProcessSaved):
             self.versions[event.version] = event
+        elif isinstance(event, HookIssued):
+            self.hooks[event.key] = event.token
+        elif isinstance(event, ProcessArchived):
+            self.archived = event
 
     @property
     def version(self) -> int:
@@ -64,6 +82,8 @@ class Process:
         at: str,
         actor: str,
     ) -> ProcessSaved:
+        if self.archived is not None:
+            raise InvalidCommand(f"process {self.id} is archived")
         if expected_version != self.version:
             raise InvalidCommand(
                 f"process is at version {self.version}, not {expected_version}; reload and retry"
@@ -79,6 +99,42 @@ class Process:
         self.apply(event)
         return event
 
+    def issue_hooks(
+        self, triggers: list[Trigger], token: Callable[[], str], at: str, actor: str
+    ) -> list[HookIssued]:
+        """A token for each webhook key this process never had (a kept key keeps its URL)."""
+        events = [
+            HookIssued(at=at, actor=actor, key=t.key, token=token())
+            for t in triggers
+            if isinstance(t, WebhookTrigger) and t.key not in self.hooks
+        ]
+        for event in events:
+            self.apply(event)
+        return events
+
+    def archive(self, at: str, actor: str) -> ProcessArchived:
+        if self.archived is not None:
+            raise InvalidCommand(f"process {self.id} is archived already")
+        event = ProcessArchived(at=at, actor=actor)
+        self.apply(event)
+        return event
+
+    def triggers(self) -> list[Trigger]:
+        """The live triggers: the latest version's, none once archived."""
+        if self.archived is not None or not self.versions:
+            return []
+        raw = self.versions[self.version].definition.get("triggers") or []
+        return [_trigger(t) for t in raw]
+
+    def webhook(self, key: str) -> WebhookTrigger | None:
+        for trigger in self.triggers():
+            if isinstance(trigger, WebhookTrigger) and trigger.key == key:
+                return trigger
+        return None
+
+    def schedules(self) -> list[ScheduleTrigger]:
+        return [t for t in self.triggers() if isinstance(t, ScheduleTrigger)]
+
     def audit(self) -> dict[str, Any]:
         first, last = self.versions[1], self.versions[self.version]
         return {
@@ -86,7 +142,14 @@ class Process:
             "created_by": first.actor,
             "modified_at": last.at,
             "modified_by": last.actor,
+            "archived_at": self.archived.at if self.archived else None,
+            "archived_by": self.archived.actor if self.archived else None,
         }
+
+
+def _trigger(raw: Any) -> Trigger:
+    trigger: Trigger = msgspec.convert(raw, WebhookTrigger | ScheduleTrigger)
+    return trigger
 
 
 class Project:

@@ -17,11 +17,20 @@ _LIBRARY_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "litestar", "n
 _TOKEN_IN_URL = re.compile(r"([?&](?:access_)?token=)[^&\s\"']+")
 
 
+# A webhook's URL holds its credential: `/hooks/<token>`.
+_HOOK_IN_PATH = re.compile(r"(/hooks/)[^/?\s\"']+")
+
+
 def redact_tokens(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
-    """Blank out `token=` query values in the message, so no log line holds a credential."""
+    """Blank out `token=` query values and webhook tokens, so no log line holds a credential."""
     event = event_dict.get("event")
     if isinstance(event, str) and "token=" in event:
-        event_dict["event"] = _TOKEN_IN_URL.sub(r"\1***", event)
+        event = event_dict["event"] = _TOKEN_IN_URL.sub(r"\1***", event)
+    if isinstance(event, str) and "/hooks/" in event:
+        event_dict["event"] = _HOOK_IN_PATH.sub(r"\1***", event)
+    path = event_dict.get("path")
+    if isinstance(path, str) and path.startswith("/hooks/"):
+        event_dict["path"] = "/hooks/***"
     return event_dict
 
 

@@ -15,7 +15,14 @@ from typing import Protocol
 
 import msgspec
 
-from domain.events import AppCreated, Event, ProcessFiled, ProcessSaved, ProjectCreated
+from domain.events import (
+    AppCreated,
+    Event,
+    ProcessArchived,
+    ProcessFiled,
+    ProcessSaved,
+    ProjectCreated,
+)
 from domain.ports import RecordedEvent
 from domain.process import Process, Project, project_id
 
@@ -38,6 +45,8 @@ class ProcessSummary(msgspec.Struct, kw_only=True):
     modified_by: str
     version_created_at: str
     version_created_by: str
+    archived_at: str | None = None
+    archived_by: str | None = None
 
 
 class FiledApp(msgspec.Struct, kw_only=True):
@@ -136,7 +145,7 @@ def catalog_streams(tenant: str, events: Iterable[RecordedEvent]) -> dict[str, s
     streams: dict[str, str] = {}
     for recorded in events:
         match recorded.event:
-            case ProcessSaved():
+            case ProcessSaved() | ProcessArchived():
                 streams[str(recorded.stream_id)] = PROCESS
             case ProjectCreated(name=name):
                 if recorded.stream_id == project_id(tenant, name):
@@ -169,6 +178,8 @@ def process_summary(process_id: str, events: list[Event]) -> ProcessSummary | No
         modified_by=latest.actor,
         version_created_at=latest.at,
         version_created_by=latest.actor,
+        archived_at=process.archived.at if process.archived else None,
+        archived_by=process.archived.actor if process.archived else None,
     )
 
 

@@ -54,6 +54,15 @@ class NodeStatus(msgspec.Struct, kw_only=True):
     signal: str | UnsetType = UNSET  # the name a `signal` element waits (or waited) for
 
 
+class ExecutionTrigger(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """What started an execution: a caller of the API, a webhook or schedule (by its key
+    and, for a tick, its time), a re-run, or a parent execution."""
+
+    type: Literal["api", "webhook", "schedule", "rerun", "parent"]
+    key: str | None = None
+    at: str | None = None
+
+
 class ExecutionSummary(msgspec.Struct, kw_only=True):
     """An execution as GET /executions lists it: its status without the nodes and the input."""
 
@@ -70,6 +79,7 @@ class ExecutionSummary(msgspec.Struct, kw_only=True):
     rerun_of: str | None
     from_: str | None = msgspec.field(name="from")
     failed_element: str | UnsetType | None = UNSET
+    trigger: ExecutionTrigger | UnsetType = UNSET  # UNSET only in documents saved before it
 
 
 class ExecutionStatus(ExecutionSummary, kw_only=True):
@@ -98,6 +108,12 @@ def empty_status(execution_id: str) -> ExecutionStatus:
     )
 
 
+def _trigger_of(event: ExecutionStarted) -> ExecutionTrigger:
+    if event.trigger is not None:
+        return msgspec.convert(event.trigger, ExecutionTrigger)
+    return ExecutionTrigger(type="rerun" if event.rerun_of else "api")
+
+
 def _node() -> NodeStatus:
     return NodeStatus(
         state="pending", output=None, error=None, attempts=0, started_at=None, completed_at=None
@@ -120,6 +136,7 @@ def fold_status(doc: ExecutionStatus, seq: int, event: Event) -> ExecutionStatus
             doc.rerun_of = event.rerun_of
             doc.input = event.input
             doc.from_ = event.from_element
+            doc.trigger = _trigger_of(event)
         case NodeExecuting(element=key, attempt=attempt):
             node = nodes.setdefault(key, _node())
             node.state, node.attempts, node.error = "running", attempt, None

@@ -44,6 +44,7 @@ from infra.http_client import HttpxRequester, guarded_client
 from infra.llm import FakeAgentInvoker, OpenAIAgentInvoker
 from infra.logging import mask
 from infra.readmodel.catalog_store import PostgresCatalogStore, SQLiteCatalogStore
+from infra.readmodel.hook_index import PostgresHookIndex, SQLiteHookIndex
 from infra.readmodel.inbox_store import PostgresInboxStore, SQLiteInboxStore
 from infra.readmodel.status_store import PostgresStatusStore, SQLiteStatusStore
 from infra.secret_keys import GENERATED_KEY_FILE, MasterKey, SecretsKeyError, generated_master_key
@@ -51,6 +52,7 @@ from infra.settings import Settings
 from infra.store import open_event_store
 from infra.store.postgres import parse_postgres_url
 from projections.catalog import CatalogStore
+from projections.hooks import HookIndex
 from projections.inbox import InboxStore
 from projections.status import StatusStore
 from services.roles.api.app import create_app
@@ -71,6 +73,7 @@ from services.usecases.processes import ProcessService
 from services.usecases.secrets import SecretService
 from services.usecases.signals import SignalService
 from services.usecases.tenant_limits import TenantLimits
+from services.usecases.webhooks import WebhookService
 
 ROLES = ("api", "engine", "projector", "gateway")
 # How long a stopping Loom waits for the projector to save what it has folded.
@@ -132,14 +135,15 @@ class Loom:
         self.inbox = _inbox_store(settings.database_url, self.store)
         self.projector = Projector(self.store, self.statuses, signals=self.inbox)
         self.lists: CatalogStore = _catalog_store(settings.database_url, self.store)
-        self.catalog_projector = CatalogProjector(self.store, self.lists)
+        self.hooks: HookIndex = _hook_index(settings.database_url, self.store)
+        self.catalog_projector = CatalogProjector(self.store, self.lists, self.hooks)
         # In one process the projectors see every commit as it happens: status reads
         # may come from memory and a list waits for the save before it. Apart, another
         # process's projector is the fresher.
         live = None if self.distributed else self.projector.current
         settled = None if self.distributed else self.catalog_projector.settled
         self.processes = ProcessService(
-            self.store, self.catalog, self.clock, self.lists, self.bus.publish, settled
+            self.store, self.catalog, self.clock, self.lists, self.bus.publish, settled, self.hooks
         )
         self.limits = TenantLimits(
             self.clock,
@@ -148,9 +152,14 @@ class Loom:
             starts_per_s=settings.tenant_starts_per_s,
             burst=settings.tenant_starts_burst,
         )
+        if self.distributed:
+            self.nats = NatsClient(NatsSettings.from_url(self.settings.nats_url or ""))
+        # A start-and-wait watches the execution's events: apart, the engines commit them.
+        waits: EventFeed = NatsEventFeed(self.nats) if self.distributed else self.bus
         self.executions = ExecutionService(
-            self.store, self.catalog, self.engine, self.statuses, live, self.limits
+            self.store, self.catalog, self.engine, self.statuses, live, self.limits, waits
         )
+        self.webhooks = WebhookService(self.processes, self.executions, self.secrets)
         self.agents = AgentService(self.store, self.clock)
         self.signals = SignalService(self.engine, self.inbox)
         self.feed: EventFeed = self.bus
@@ -164,7 +173,6 @@ class Loom:
 
     def _wire_nats(self) -> None:
         assert self.settings.nats_url is not None
-        self.nats = NatsClient(NatsSettings.from_url(self.settings.nats_url))
         self.relay: Relay | None = None
         self.worker: Worker | None = None
         self.worker_engine: Engine | None = None
@@ -266,6 +274,7 @@ class Loom:
         await self.agent_runner.close()
         self.statuses.close()
         self.lists.close()
+        self.hooks.close()
         self.inbox.close()
         self.store.close()
 
@@ -381,6 +390,17 @@ def _status_store(database_url: str, store: Any) -> StatusStore:
     return PostgresStatusStore(store.pool, store.schema)
 
 
+def open_hook_index(settings: Settings, store: EventStore) -> HookIndex:
+    """The webhook index beside `store` (for `loom import`, whose hooks must answer)."""
+    return _hook_index(settings.database_url, store)
+
+
+def _hook_index(database_url: str, store: Any) -> HookIndex:
+    if database_url.startswith("sqlite:"):
+        return SQLiteHookIndex(_beside_events(database_url, "read"))
+    return PostgresHookIndex(store.pool, store.schema)
+
+
 def _relay_state(database_url: str, store: Any) -> RelayState:
     if database_url.startswith("sqlite:"):
         return SQLiteRelayState(_beside_events(database_url, "relay"))
@@ -416,6 +436,7 @@ def web_app(loom: Loom) -> Litestar:
             "executions": provide(loom.executions),
             "agents": provide(loom.agents),
             "secrets": provide(loom.secrets),
+            "webhooks": provide(loom.webhooks),
             "signals": provide(loom.signals),
         },
     )

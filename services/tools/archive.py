@@ -25,6 +25,7 @@ from domain.ports import Append, EventStore
 from infra.store import codec
 from infra.store.naming import validate_tenant
 from projections.catalog import CatalogStore
+from projections.hooks import HookIndex
 from services.roles.projector.catalog import CatalogProjector
 from services.roles.projector.projector import Projector
 from services.tools.history import Histories, ToolError, state_reader
@@ -177,6 +178,7 @@ def import_archive(
     open_statuses: Callable[[], Any],
     *,
     open_lists: Callable[[], CatalogStore] | None = None,
+    open_hooks: Callable[[], HookIndex] | None = None,
     tenant: str | None = None,
     open_inbox: Callable[[], Any] | None = None,
 ) -> ImportReport:
@@ -216,10 +218,13 @@ def import_archive(
             inbox.close()
     if open_lists is not None:  # the process and project lists, read from the same file
         lists = open_lists()
+        hooks = open_hooks() if open_hooks is not None else None
         try:
-            CatalogProjector(store, lists).catch_up(target)
+            CatalogProjector(store, lists, hooks).catch_up(target)
         finally:
             lists.close()
+            if hooks is not None:
+                hooks.close()
     return ImportReport(
         tenant=target,
         events=events,

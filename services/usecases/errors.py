@@ -43,3 +43,15 @@ class Conflict(UseCaseError):
 
 class Unavailable(UseCaseError):
     """A backing store or bus cannot be reached; the caller may retry later."""
+
+
+class Unauthorized(UseCaseError):
+    """The caller's credential does not hold (a webhook call with no or a wrong signature)."""
+
+
+class MethodNotAllowed(UseCaseError):
+    """The thing exists but takes another method (`allowed` names it)."""
+
+    def __init__(self, detail: str, allowed: str) -> None:
+        super().__init__(detail)
+        self.allowed = allowed

@@ -4,21 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 import msgspec
 
 from domain.errors import InvalidCommand
-from domain.events import ExecutionStarted, event_data, event_type
+from domain.events import TERMINAL_EVENTS, ExecutionStarted, event_data, event_type
 from domain.execution import Execution
 from domain.history.rerun import RerunRefused, plan_rerun
 from domain.history.state_at import StateRefused, state_at
 from domain.ports import (
     EXECUTION_STATES,
+    TERMINAL,
     ConcurrencyError,
+    EventFeed,
     EventStore,
     ExecutionState,
     RecordedEvent,
@@ -131,7 +134,10 @@ class ExecutionService:
         statuses: StatusStore,
         live: LiveStatus | None = None,
         limits: TenantLimits | None = None,
+        feed: EventFeed | None = None,
     ) -> None:
+        """`feed`: the live events, which a start-and-wait watches instead of polling."""
+        self._feed = feed
         self._store = store
         self._catalog = catalog
         self._engine = engine
@@ -148,7 +154,14 @@ class ExecutionService:
         input: Any,
         idempotency_key: str | None = None,
         timeout_s: float | None = None,
+        trigger: dict[str, Any] | None = None,
+        same_request: Any = msgspec.UNSET,
     ) -> ExecutionOut:
+        """Start an execution; `trigger` says what started it when not a caller of the API.
+
+        With an `idempotency_key`, a retry is the same request when `same_request`
+        (default: the input) is: a webhook's retried delivery differs in headers.
+        """
         _check_timeout(timeout_s)
         try:
             process = await self._catalog.latest(tenant, process_id)
@@ -156,10 +169,13 @@ class ExecutionService:
                 process = await self._catalog.latest(tenant, process_id, refresh=True)
         except UnknownProcess:
             raise NotFound(f"process {process_id} not found") from None
+        if process.archived is not None:
+            raise Conflict(f"process {process_id} is archived: it starts no new executions")
         chosen = process.version if version is None else version
         if chosen not in process.versions:
             raise NotFound(f"process {process_id} has no version {chosen}")
-        request_hash = _request_hash(process_id, version, input, timeout_s)
+        identity = input if same_request is msgspec.UNSET else same_request
+        request_hash = _request_hash(process_id, version, identity, timeout_s)
         if idempotency_key is not None:
             if not 1 <= len(idempotency_key) <= 200:
                 raise Invalid("Idempotency-Key must be 1 to 200 characters")
@@ -175,6 +191,7 @@ class ExecutionService:
             idempotency_key=idempotency_key,
             request_hash=request_hash,
             timeout_s=timeout_s,
+            trigger=trigger,
         )
         try:
             admission = await self._limits.admit(tenant, execution_id)
@@ -270,6 +287,46 @@ class ExecutionService:
             raise Conflict("this Idempotency-Key was used with a different request body")
         status = await self.status(tenant, execution_id)
         return ExecutionOut(execution_id=execution_id, status=status.status)
+
+    async def wait(self, tenant: str, execution_id: str, timeout_s: float) -> ExecutionStatus:
+        """The status once the execution has ended, or as it stands when `timeout_s` ran out.
+
+        Holds no thread and no connection while it waits: it watches the live feed for
+        the execution's end (with a read a second as a floor, should the feed miss it).
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        ended = asyncio.Event()
+
+        def on_events(_: str, events: Sequence[RecordedEvent]) -> None:
+            if any(isinstance(r.event, TERMINAL_EVENTS) for r in events):
+                ended.set()
+
+        stop = None
+        if self._feed is not None:
+            stop = await self._feed.watch(tenant, UUID(execution_id), on_events)
+        try:
+            while True:
+                doc = await self.status(tenant, execution_id)
+                if doc.status in TERMINAL:
+                    return doc
+                if ended.is_set():
+                    # The end is committed; a read model apart may not have it yet.
+                    return await self._folded(tenant, execution_id)
+                left = deadline - loop.time()
+                if left <= 0:
+                    return doc
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(ended.wait(), min(1.0, left))
+        finally:
+            if stop is not None:
+                await stop()
+
+    async def _folded(self, tenant: str, execution_id: str) -> ExecutionStatus:
+        doc = empty_status(execution_id)
+        for recorded in await self._history(tenant, execution_id):
+            fold_status(doc, recorded.seq, recorded.event)
+        return doc
 
     async def status(self, tenant: str, execution_id: str) -> ExecutionStatus:
         _check_id(execution_id)

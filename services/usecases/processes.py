@@ -7,6 +7,7 @@ failed save leaves nothing behind.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
@@ -16,10 +17,12 @@ import msgspec
 from domain.clock import iso
 from domain.definition import Graph, compile_definition, parse_definition
 from domain.errors import DefinitionInvalid, InvalidCommand, Problem
-from domain.events import ProcessSaved
+from domain.events import HookIssued, ProcessSaved
 from domain.ports import Append, Clock, ConcurrencyError, EventStore, RecordedEvent
 from domain.process import Process, Project, app_id, project_id
+from domain.triggers import ScheduleTrigger, next_tick
 from projections.catalog import CatalogStore, ProcessSummary, ProjectOut, project_tree
+from projections.hooks import Hook, HookIndex
 from services.usecases.agents import saved_versions
 from services.usecases.blocking import blocking
 from services.usecases.catalog import DefinitionCatalog, UnknownProcess
@@ -46,7 +49,9 @@ class ProcessService:
         lists: CatalogStore,
         publish: Publish,
         settled: Settled | None = None,
+        hooks: HookIndex | None = None,
     ) -> None:
+        self._hooks = hooks
         self._store = store
         self._catalog = catalog
         self._clock = clock
@@ -116,12 +121,13 @@ class ProcessService:
             )
         except InvalidCommand as exc:
             raise Conflict(exc.detail, version=process.version) from None
+        issued = process.issue_hooks(definition.triggers, _hook_token, at, actor)
         project_stream = UUID(project)
         filed = self._project(tenant, project)
         filing = filed.file(
             definition.project, app, definition.app, process.id, definition.name, at, actor
         )
-        appends = [Append(UUID(process.id), before, [saved])]
+        appends = [Append(UUID(process.id), before, [saved, *issued])]
         if filing:
             appends.append(Append(project_stream, filed.seq - len(filing), filing))
         if filed.seq == len(filing):
@@ -132,6 +138,7 @@ class ProcessService:
             appends.append(Append(catalog, listed, [filing[0]]))
         positions = iter(self._store.append(tenant, appends))
         self._catalog.forget(tenant, process.id)
+        self._index_hooks(tenant, process.id, issued)
         recorded = [
             RecordedEvent(a.stream_id, a.after + i + 1, event, next(positions, 0))
             for a in appends
@@ -144,13 +151,55 @@ class ProcessService:
             "app_id": app,
             "threads": {t.key: _child_id(process.id, "thread", t.key) for t in definition.threads},
             "elements": {key: _child_id(process.id, "element", key) for key in graph.nodes},
+            "triggers": _triggers_out(process, self._clock.now()),
         }, recorded
 
     async def get(self, tenant: str, process_id: str, version: int | None) -> dict[str, Any]:
         process = await blocking(self._load, tenant, process_id)
         if version is not None and version not in process.versions:
             raise NotFound(f"process {process_id} has no version {version}")
-        return _process_document(process, version or process.version)
+        document = _process_document(process, version or process.version)
+        document["triggers"] = _triggers_out(process, self._clock.now(), version)
+        return document
+
+    async def archive(self, tenant: str, actor: str, process_id: str) -> None:
+        """Archive the process: its triggers stop, it starts nothing new; reads go on.
+
+        Archiving an archived process changes nothing (DELETE is idempotent).
+        """
+        recorded = await blocking(self._archive, tenant, actor, process_id)
+        if recorded:
+            await self._publish(tenant, recorded)
+
+    def _archive(self, tenant: str, actor: str, process_id: str) -> list[RecordedEvent]:
+        process = self._load(tenant, process_id)
+        if process.archived is not None:
+            return []
+        before = process.seq
+        event = process.archive(iso(self._clock.now()), actor)
+        try:
+            (position,) = self._store.append(tenant, [Append(UUID(process.id), before, [event])])
+        except ConcurrencyError:
+            raise Conflict("the process changed while archiving; retry") from None
+        self._catalog.forget(tenant, process.id)
+        return [RecordedEvent(UUID(process.id), before + 1, event, position)]
+
+    async def hook(self, token: str) -> tuple[Hook, Process] | None:
+        """The tenant's process a webhook token starts, as it stands now; None if none."""
+        if self._hooks is None or not token or len(token) > 200:
+            return None
+        hook = await blocking(self._hooks.find, token)
+        if hook is None:
+            return None
+        try:
+            process = await blocking(self._catalog.load, hook.tenant, hook.process_id)
+        except UnknownProcess:
+            return None
+        return hook, process
+
+    def _index_hooks(self, tenant: str, process_id: str, issued: list[HookIssued]) -> None:
+        if self._hooks is not None and issued:
+            self._hooks.add([Hook(e.token, tenant, process_id, e.key) for e in issued])
 
     async def list(self, tenant: str) -> list[ProcessSummary]:
         if self._settled is not None:
@@ -187,6 +236,25 @@ class ProcessService:
     def _project(self, tenant: str, project: str) -> Project:
         events = self._store.read(tenant, UUID(project))
         return Project.rebuild(project, [r.event for r in events])
+
+
+def _hook_token() -> str:
+    return secrets.token_urlsafe(24)  # 192 random bits: the URL is the credential
+
+
+def _triggers_out(process: Process, now: float, version: int | None = None) -> list[dict[str, Any]]:
+    """The version's triggers as a caller needs them: a webhook's url, a schedule's next_at."""
+    saved = process.versions[version or process.version]
+    out = []
+    for raw in saved.definition.get("triggers") or []:
+        trigger = dict(raw)
+        if trigger.get("type") == "webhook" and trigger["key"] in process.hooks:
+            trigger["url"] = f"/hooks/{process.hooks[trigger['key']]}"
+        elif trigger.get("type") == "schedule" and process.archived is None:
+            schedule = msgspec.convert(raw, ScheduleTrigger)
+            trigger["next_at"] = iso(next_tick(schedule, now))
+        out.append(trigger)
+    return out
 
 
 def _catalog_stream(tenant: str) -> UUID:

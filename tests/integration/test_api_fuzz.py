@@ -106,7 +106,10 @@ class Server:
                 "/api/v1/executions", json={"process_id": process, "input": {"v": 1}}
             ).json()["execution_id"]
             agent = client.post("/api/v1/agents", json={"name": "A", "model": "m"}).json()
+            # Archiving the process every other operation starts would refuse every start.
+            archivable = client.post("/api/v1/processes", json=PROCESS).json()["process_id"]
         self.ids = {"process_id": process, "execution_id": execution, "agent_id": agent["agent_id"]}
+        self.archivable = archivable
 
 
 @pytest.fixture(
@@ -135,6 +138,8 @@ def _strategy(operation: Any, mode: GenerationMode, ids: dict[str, str]) -> Any:
     generated = operation.as_strategy(generation_mode=mode)
     names = {p.name for p in operation.path_parameters}
     real = {name: ids[name] for name in names if name in ids}
+    if operation.label == "DELETE /api/v1/processes/{process_id}":
+        real["process_id"] = ids["archivable"]
     if real:
         aimed = operation.as_strategy(generation_mode=mode, path_parameters=real)
     else:
@@ -151,7 +156,7 @@ def _aim_body(case: schemathesis.Case, ids: dict[str, str]) -> schemathesis.Case
 def _fuzz(server: Server, operation: Any, mode: GenerationMode, seen: Counter[int]) -> None:
     checks = [*CHECKS, negative_data_rejection] if mode is GenerationMode.NEGATIVE else CHECKS
 
-    @given(case=_strategy(operation, mode, server.ids))
+    @given(case=_strategy(operation, mode, {**server.ids, "archivable": server.archivable}))
     @settings(
         max_examples=EXAMPLES_PER_MODE,
         deadline=None,

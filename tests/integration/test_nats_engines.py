@@ -254,6 +254,33 @@ async def test_a_chain_longer_than_a_slice_started_over_the_api_is_finished_by_t
     assert completed == ["start", *(f"t{i}" for i in range(600)), "done"]
 
 
+async def test_a_webhook_answers_the_output_an_engine_apart_produced(looms: Any, hook: str) -> None:
+    from services.usecases.webhooks import HookCall
+
+    api = await looms("api")
+    await looms("engine")
+    await looms("engine")
+    body = chain({"key": "call", "type": "http", "params": {"method": "POST", "url": f"{hook}/x"}})
+    body["triggers"] = [{"key": "sync", "type": "webhook", "respond": "output", "timeout_s": 20}]
+    saved = await api.processes.save("acme", "alice", body)
+    token = saved["triggers"][0]["url"].removeprefix("/hooks/")
+
+    answers = await asyncio.gather(
+        *(
+            api.webhooks.deliver(
+                HookCall(token=token, method="POST", body=b'{"n": %d}' % n, query={}, headers={})
+            )
+            for n in range(10)
+        )
+    )
+
+    # The api process records the start only: the call and the end come from the engines,
+    # and each answer waited for its execution's end on the live feed over NATS.
+    assert [a.status for a in answers] == [200] * 10
+    assert all(a.body["done"]["body"] == {"ok": True} for a in answers)
+    assert len(_Hook.calls) == 10
+
+
 async def test_a_signal_posted_to_the_api_wakes_the_wait_and_an_engine_apart_runs_what_follows(
     looms: Any, hook: str
 ) -> None:

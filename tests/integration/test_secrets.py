@@ -186,18 +186,24 @@ class App:
 @pytest.fixture
 def logs() -> Iterator[LogCapture]:
     """Every log line of the test as configured in production, values masked or not."""
+    import logging
+
     import structlog
 
     from infra.logging import configure_logging
 
+    before = structlog.get_config()
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
     configure_logging("debug")
     capture = LogCapture()
-    config = structlog.get_config()
-    processors = list(config["processors"])
+    processors = list(structlog.get_config()["processors"])
     # Capture after the masking, as the renderer would have written it.
     structlog.configure(processors=[*processors[:-1], capture], cache_logger_on_first_use=False)
     yield capture
-    configure_logging("info")
+    structlog.configure(**before)
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 @pytest.fixture

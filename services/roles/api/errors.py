@@ -28,7 +28,15 @@ from litestar.types import ExceptionHandlersMap
 
 from domain.limits import ValueTooLarge
 from domain.ports import ConcurrencyError, StoreUnavailable
-from services.usecases.errors import Conflict, Invalid, NotFound, Unavailable, UseCaseError
+from services.usecases.errors import (
+    Conflict,
+    Invalid,
+    MethodNotAllowed,
+    NotFound,
+    Unauthorized,
+    Unavailable,
+    UseCaseError,
+)
 from services.usecases.tenant_limits import TenantOverLimit
 
 MAX_BODY_BYTES = 1024 * 1024
@@ -40,6 +48,8 @@ STATUS_OF: dict[type[UseCaseError], int] = {
     Invalid: HTTP_422_UNPROCESSABLE_ENTITY,
     Conflict: HTTP_409_CONFLICT,
     Unavailable: HTTP_503_SERVICE_UNAVAILABLE,
+    Unauthorized: 401,
+    MethodNotAllowed: 405,
 }
 
 
@@ -108,7 +118,8 @@ def _use_case_error(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     status = status_of(exc)
     if status >= HTTP_500_INTERNAL_SERVER_ERROR:
         _log().warning("request_unavailable", detail=exc.detail, status_code=status)
-    return _json(exc.body(), status)
+    headers = {"Allow": exc.allowed} if isinstance(exc, MethodNotAllowed) else None
+    return _json(exc.body(), status, headers)
 
 
 def _validation_error(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Controller, Request, delete, get, post, put
+from litestar import Controller, Request, Response, delete, get, post, put, route
 from litestar.di import NamedDependency
+from litestar.enums import HttpMethod
+from litestar.exceptions import ValidationException
 from litestar.openapi import ResponseSpec
 from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
 from litestar.status_codes import (
@@ -16,7 +19,10 @@ from litestar.status_codes import (
     HTTP_204_NO_CONTENT,
 )
 
+from domain.clock import iso
 from domain.elements import ELEMENT_TYPES
+from domain.ports import TERMINAL
+from domain.triggers import ScheduleTrigger, check_triggers, next_ticks
 from infra.auth import Identity
 from projections.catalog import ProcessSummary, ProjectOut
 from projections.status import ExecutionStatus
@@ -27,6 +33,7 @@ from services.roles.api.schemas import (
     ProcessSavedOut,
     RerunIn,
     SaveProcessIn,
+    ScheduleTicksOut,
     StartExecutionIn,
 )
 from services.usecases.agents import AgentOut, AgentService, AgentSpec
@@ -41,6 +48,7 @@ from services.usecases.executions import (
 )
 from services.usecases.processes import ProcessService
 from services.usecases.secrets import SecretIn, SecretOut, SecretService, SecretValueIn
+from services.usecases.webhooks import HookCall, WebhookService
 
 _ERRORS = {
     400: "The request is not the JSON or the parameters asked for",
@@ -74,7 +82,13 @@ def _who(request: Request[Any, Any, Any]) -> Identity:
 
 
 def _definition(data: SaveProcessIn) -> dict[str, Any]:
-    return {"project": data.project, "app": data.app, "name": data.name, "threads": data.threads}
+    return {
+        "project": data.project,
+        "app": data.app,
+        "name": data.name,
+        "threads": data.threads,
+        "triggers": data.triggers,
+    }
 
 
 class ProcessController(Controller):
@@ -115,6 +129,19 @@ class ProcessController(Controller):
         )
         return msgspec.convert(saved, ProcessSavedOut)
 
+    @delete(
+        "/processes/{process_id:str}", status_code=HTTP_204_NO_CONTENT, responses=_errors(404, 409)
+    )
+    async def archive_process(
+        self,
+        request: Request[Any, Any, Any],
+        process_id: FromPath[str],
+        processes: NamedDependency[ProcessService],
+    ) -> None:
+        """Archive: its triggers stop, new executions are refused (409); reads go on."""
+        who = _who(request)
+        await processes.archive(who.tenant, who.sub, process_id)
+
     @get("/processes", responses=_errors())
     async def list_processes(
         self, request: Request[Any, Any, Any], processes: NamedDependency[ProcessService]
@@ -138,6 +165,22 @@ class ProcessController(Controller):
     ) -> list[ProjectOut]:
         return await processes.projects(_who(request).tenant)
 
+    @get("/schedules/next", responses=_errors(400, 422))
+    async def schedule_ticks(
+        self,
+        cron: FromQuery[str | None] = None,
+        every_s: FromQuery[float | None] = None,
+        timezone: FromQuery[str] = "UTC",
+        count: Annotated[int, QueryParameter(ge=1, le=20)] = 5,
+    ) -> ScheduleTicksOut:
+        """The next `count` ticks of a schedule trigger, checked as a save would check it."""
+        trigger = ScheduleTrigger(key="preview", cron=cron, every_s=every_s, timezone=timezone)
+        problems = check_triggers([trigger])
+        if problems:
+            raise Invalid(problems[0].detail.removeprefix("trigger 'preview': "))
+        ticks = next_ticks(trigger, time.time(), count)
+        return ScheduleTicksOut(next=[iso(t) for t in ticks])
+
     @get("/element-types", responses=_errors())
     async def element_types(self) -> list[ElementTypeOut]:
         return [
@@ -155,16 +198,33 @@ class ProcessController(Controller):
 class ExecutionController(Controller):
     path = "/api/v1/executions"
 
-    @post("/", status_code=HTTP_202_ACCEPTED, responses=_errors(400, 404, 409, 413, 422, 429))
+    @post(
+        "/",
+        status_code=HTTP_202_ACCEPTED,
+        responses={
+            200: ResponseSpec(
+                data_container=ExecutionStatus,
+                description="With `?wait=S`: the execution ended within S seconds",
+                generate_examples=False,
+            ),
+            **_errors(400, 404, 409, 413, 422, 429),
+        },
+    )
     async def start_execution(
         self,
         request: Request[Any, Any, Any],
         data: JSONBody[StartExecutionIn],
         executions: NamedDependency[ExecutionService],
         idempotency_key: Annotated[str | None, HeaderParameter(name="Idempotency-Key")] = None,
-    ) -> ExecutionOut:
+        wait: Annotated[float, QueryParameter(gt=0, le=60)] | None = None,
+    ) -> Response[ExecutionOut]:  # or, with ?wait=, a 200 with the ExecutionStatus
+        """With `?wait=S`: 200 and the status once it ends within S seconds, else 202."""
+        if wait is not None and not 0 < wait <= 60:
+            # Checked here: Litestar documents the bounds of an optional number but does
+            # not enforce them.
+            raise ValidationException("wait: must be above 0 and at most 60 (seconds)")
         who = _who(request)
-        return await executions.start(
+        started = await executions.start(
             who.tenant,
             who.sub,
             data.process_id,
@@ -173,6 +233,11 @@ class ExecutionController(Controller):
             idempotency_key,
             data.timeout_s,
         )
+        if wait is not None:
+            status = await executions.wait(who.tenant, started.execution_id, wait)
+            if status.status in TERMINAL:
+                return Response(status, status_code=HTTP_200_OK)  # type: ignore[arg-type]
+        return Response(started, status_code=HTTP_202_ACCEPTED)
 
     @get("/", responses=_errors(400, 422))
     async def list_executions(
@@ -334,4 +399,36 @@ class SecretController(Controller):
         await secrets.delete(who.tenant, who.sub, name)
 
 
-ROUTES = [ProcessController, ExecutionController, AgentController, SecretController]
+_HOOK_METHODS = [
+    HttpMethod.GET,
+    HttpMethod.POST,
+    HttpMethod.PUT,
+    HttpMethod.PATCH,
+    HttpMethod.DELETE,
+]
+
+
+@route(
+    "/hooks/{token:str}",
+    http_method=_HOOK_METHODS,
+    exclude_from_auth=True,
+    include_in_schema=False,  # called by outside senders, answered as the trigger says
+)
+async def webhook(
+    request: Request[Any, Any, Any], token: FromPath[str], webhooks: NamedDependency[WebhookService]
+) -> Response[Any]:
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    answer = await webhooks.deliver(
+        HookCall(
+            token=token,
+            method=request.method,
+            body=await request.body(),
+            query=dict(request.query_params),
+            headers=headers,
+            idempotency_key=headers.get("idempotency-key"),
+        )
+    )
+    return Response(answer.body, status_code=answer.status)
+
+
+ROUTES = [ProcessController, ExecutionController, AgentController, SecretController, webhook]

@@ -3,7 +3,7 @@ and the answers the routes build here themselves (the use cases type their own).
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -16,7 +16,26 @@ class SaveProcessIn(msgspec.Struct, frozen=True):
     app: str
     name: str
     threads: list[dict[str, Any]]
+    triggers: list[dict[str, Any]] = []
     expected_version: int | None = None
+
+
+class TriggerOut(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """A trigger as saved, with what a caller needs: a webhook's `url`, a schedule's `next_at`."""
+
+    key: str
+    type: Literal["webhook", "schedule"]
+    method: str | None = None
+    respond: str | None = None
+    timeout_s: float | None = None
+    secret: str | None = None
+    cron: str | None = None
+    every_s: float | None = None
+    timezone: str | None = None
+    input: dict[str, Any] | None = None
+    catch_up: str | None = None
+    url: str | None = None  # /hooks/<token>
+    next_at: str | None = None
 
 
 class StartExecutionIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -44,6 +63,7 @@ class ProcessSavedOut(msgspec.Struct, kw_only=True):
     app_id: str
     threads: dict[str, str]
     elements: dict[str, str]
+    triggers: list[TriggerOut] = []
 
 
 class ProcessOut(ProcessSummary, kw_only=True):
@@ -51,6 +71,7 @@ class ProcessOut(ProcessSummary, kw_only=True):
     asked for, with that version's threads as they were saved."""
 
     threads: list[ThreadDef]
+    triggers: list[TriggerOut] = []
 
 
 class ElementTypeOut(msgspec.Struct, kw_only=True):
@@ -80,3 +101,9 @@ class ErrorOut(msgspec.Struct, frozen=True):
     problems: list[ProblemOut] | None = None
     errors: list[str] | None = None
     version: int | None = None
+
+
+class ScheduleTicksOut(msgspec.Struct, kw_only=True):
+    """The next ticks of a schedule as it would be saved (the Studio shows them as you type)."""
+
+    next: list[str]

@@ -24,6 +24,7 @@ from uuid import UUID
 
 import structlog
 
+from domain.events import HookIssued
 from domain.ports import EventStore, RecordedEvent
 from projections.catalog import (
     PROCESS,
@@ -34,6 +35,7 @@ from projections.catalog import (
     process_summary,
     project_entry,
 )
+from projections.hooks import Hook, HookIndex
 
 log = structlog.get_logger("loom.projector")
 
@@ -46,9 +48,14 @@ RETRY_S = 1.0
 
 
 class CatalogProjector:
-    def __init__(self, store: EventStore, lists: CatalogStore) -> None:
+    def __init__(
+        self, store: EventStore, lists: CatalogStore, hooks: HookIndex | None = None
+    ) -> None:
+        """`hooks`: the webhook index, which a save writes itself; kept here too, so a
+        save cut short, an import or a rebuild leaves no hook unreachable."""
         self._store = store
         self._lists = lists
+        self._hooks = hooks
         # Owned by the event loop: only coroutines and bus handlers touch these.
         self._pending: dict[str, dict[str, str]] = defaultdict(dict)  # tenant: {stream: kind}
         self._positions: dict[str, int] = {}
@@ -168,16 +175,24 @@ class CatalogProjector:
         """Rebuild each stream's entry from the store and save them with `position`."""
         processes: list[tuple[int, ProcessSummary]] = []
         projects: list[tuple[int, ProjectEntry]] = []
+        hooks: list[Hook] = []
         for stream, kind in streams.items():
             events = [r.event for r in self._store.read(tenant, UUID(stream))]
             if kind == PROCESS:
                 summary = process_summary(stream, events)
                 if summary is not None:
                     processes.append((len(events), summary))
+                hooks += [
+                    Hook(e.token, tenant, stream, e.key)
+                    for e in events
+                    if isinstance(e, HookIssued)
+                ]
             else:
                 entry = project_entry(stream, events)
                 if entry is not None:
                     projects.append((len(events), entry))
+        if hooks and self._hooks is not None:
+            self._hooks.add(hooks)  # before the position moves past them
         if processes or projects or position is not None:
             self._lists.save(tenant, processes, projects, position)
 
