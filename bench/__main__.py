@@ -22,6 +22,7 @@ from bench import (
     live_bench,
     replay_bench,
     secrets_bench,
+    signals_bench,
     store_bench,
     webhook_bench,
 )
@@ -53,6 +54,7 @@ def main() -> None:
     lists_bench.main([])
     secrets_bench.main([])
     webhook_bench.main([])
+    signals_bench.main([f"sqlite:///{workdir}/signals.db", url])
 
 
 def _replay_tooling(workdir: str, url: str) -> None:

@@ -7,7 +7,7 @@
  * services/usecases/executions.py; /work/shared/contract.md).
  *
  * @typedef {object} NodeStatus  one element in a status document
- * @property {"pending"|"running"|"completed"|"failed"|"skipped"|"cancelled"} state
+ * @property {"pending"|"running"|"waiting"|"completed"|"failed"|"skipped"|"cancelled"} state
  * @property {*} output
  * @property {string|null} error
  * @property {number} attempts
@@ -149,6 +149,15 @@ export function applyEvent(run, event) {
     case "NodeSkipped":
       node().state = "skipped";
       break;
+    case "NodeWaiting": {
+      // A `signal` element waiting, until `timeout_at` if it has one.
+      const n = node();
+      n.state = "waiting";
+      n.attempts = data.attempt;
+      n.started_at = n.started_at ?? at;
+      if (data.timeout_at) n.timeout_at = data.timeout_at;
+      break;
+    }
     case "ExecutionCompleted":
       run.status = "completed";
       run.output = data.output;
@@ -163,7 +172,8 @@ export function applyEvent(run, event) {
       run.status = "cancelled";
       run.completed_at = at;
       for (const n of Object.values(run.nodes))
-        if (n.state === "running") n.state = "cancelled";
+        if (n.state === "running" || n.state === "waiting")
+          n.state = "cancelled";
       break;
     default:
       run.position = Math.max(run.position, event.seq);
