@@ -57,7 +57,6 @@ from projections.inbox import InboxStore
 from projections.status import StatusStore
 from services.roles.api.app import create_app
 from services.roles.api.routes import ROUTES
-from services.roles.api.signals import SignalController
 from services.roles.engine.agent_runner import AgentRunner
 from services.roles.engine.effects import Effects
 from services.roles.engine.engine import Engine
@@ -423,7 +422,7 @@ def web_app(loom: Loom) -> Litestar:
 
     handlers: list[Any] = []
     if "api" in loom.roles:
-        handlers += [*ROUTES, SignalController, studio_router()]
+        handlers += [*ROUTES, studio_router()]
     if "gateway" in loom.roles:
         handlers.append(ExecutionSocket(loom.executions, loom.feed, loom.store).handler())
     return create_app(

@@ -10,9 +10,8 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_202_ACCEPTED
 
-from infra.auth import Identity
 from projections.inbox import SignalWait
-from services.roles.api.routes import _errors
+from services.roles.api.routes.common import caller, error_answers
 from services.usecases.signals import SignalOut, SignalService
 
 
@@ -22,19 +21,13 @@ class SignalIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     data: Any = None
 
 
-def _who(request: Request[Any, Any, Any]) -> Identity:
-    user = request.user
-    assert isinstance(user, Identity)
-    return user
-
-
 class SignalController(Controller):
     path = "/api/v1"
 
     @post(
         "/executions/{execution_id:str}/signals/{name:str}",
         status_code=HTTP_202_ACCEPTED,
-        responses=_errors(400, 404, 409, 413, 422),
+        responses=error_answers(400, 404, 409, 413, 422),
     )
     async def send_signal(
         self,
@@ -45,12 +38,12 @@ class SignalController(Controller):
         signals: NamedDependency[SignalService],
         idempotency_key: Annotated[str | None, HeaderParameter(name="Idempotency-Key")] = None,
     ) -> SignalOut:
-        who = _who(request)
+        who = caller(request)
         return await signals.send(
             who.tenant, who.sub, execution_id, name, data.data, idempotency_key
         )
 
-    @get("/signals", responses=_errors(400))
+    @get("/signals", responses=error_answers(400))
     async def list_waiting(
         self,
         request: Request[Any, Any, Any],
@@ -58,4 +51,4 @@ class SignalController(Controller):
         process_id: FromQuery[str | None] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 500,
     ) -> list[SignalWait]:
-        return await signals.waiting(_who(request).tenant, process_id, limit)
+        return await signals.waiting(caller(request).tenant, process_id, limit)
