@@ -12,6 +12,9 @@ each, on one PostgreSQL):
 - gateway: the WebSocket, fed by a subscription to one execution's subject.
 
 `all` with NATS runs every role in one process, over NATS all the same.
+
+Longer than our other modules on purpose: it is the one place that knows every
+adapter and which role gets which, and splitting it would scatter that wiring.
 """
 
 from __future__ import annotations

@@ -23,12 +23,10 @@ from domain.ports import (
     ConcurrencyError,
     EventFeed,
     EventStore,
-    ExecutionState,
     RecordedEvent,
 )
 from projections.status import (
     ExecutionStatus,
-    ExecutionSummary,
     StatusQuery,
     StatusStore,
     empty_status,
@@ -37,6 +35,13 @@ from projections.status import (
 from services.usecases.blocking import blocking
 from services.usecases.catalog import DefinitionCatalog, UnknownProcess
 from services.usecases.errors import Conflict, Invalid, NotFound
+from services.usecases.execution_answers import (
+    EventOut,
+    ExecutionOut,
+    ExecutionPage,
+    RerunOut,
+    StateOut,
+)
 from services.usecases.ids import new_id
 from services.usecases.ports import ExecutionCommands, UnknownExecution
 from services.usecases.tenant_limits import NO_LIMITS, TenantLimits, TenantOverLimit
@@ -48,81 +53,14 @@ MAX_TIMEOUT_S = 366 * 24 * 3600
 LiveStatus = Callable[[str, str], Awaitable[ExecutionStatus | None]]
 
 
-class ExecutionOut(msgspec.Struct, kw_only=True):
-    """What a start or a cancel answers: the execution and its status right after."""
-
-    execution_id: str
-    status: ExecutionState
-
-
-class RerunOut(ExecutionOut, kw_only=True):
-    """What a rerun answers: the new execution, the one it reruns and where from."""
-
-    rerun_of: str
-    from_: str = msgspec.field(name="from")
-
-
-class ExecutionPage(msgspec.Struct, kw_only=True):
-    """A page of GET /executions, newest first; `next_cursor` is null on the last."""
-
-    items: list[ExecutionSummary]
-    next_cursor: str | None
-
-
-class EventOut(msgspec.Struct, kw_only=True):
-    """One recorded event of an execution, as GET …/events lists it."""
-
-    seq: int
-    type: str
-    at: str
-    actor: str
-    element: str | None
-    data: dict[str, Any]
-
-
-class StateEventOut(msgspec.Struct, kw_only=True):
-    seq: int
-    type: str
-    at: str
-    actor: str
-    element: str | None
-
-
-class StateNodeOut(msgspec.Struct, kw_only=True):
-    state: str
-    attempts: int
-    output: Any
-    port: str | None
-    error: str | None
-    wake_at: str | None
-
-
-class InFlightOut(msgspec.Struct, kw_only=True):
-    element: str
-    attempt: int
-    request: Any
-
-
-class TimerOut(msgspec.Struct, kw_only=True):
-    element: str
-    wake_at: str
-
-
-class StateOut(msgspec.Struct, kw_only=True):
-    """GET …/state: the execution as it stood after its event `at` (domain.history.state_at)."""
-
-    execution_id: str
-    at: int
-    events: int
-    event: StateEventOut
-    status: ExecutionState
-    stack: list[str]
-    nodes: dict[str, StateNodeOut]
-    outputs: dict[str, Any]
-    output: Any
-    error: str | None
-    in_flight: list[InFlightOut]
-    timers: list[TimerOut]
+__all__ = [  # the answers are imported from here by the edges, as before
+    "EventOut",
+    "ExecutionOut",
+    "ExecutionPage",
+    "ExecutionService",
+    "RerunOut",
+    "StateOut",
+]
 
 
 class ExecutionService:

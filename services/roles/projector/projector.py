@@ -11,6 +11,10 @@ loop runs its store reads on a worker thread, catch-up runs them in place.
 The documents in memory are never older than the saved ones, so the API may
 answer status reads from them (`current`): in one process that makes the
 status of an execution current the moment its start has answered.
+
+One module although long: the loop, the fold and the catch-up share the documents
+in memory and their positions, and keeping them together keeps that state in one
+owner's hands.
 """
 
 from __future__ import annotations
