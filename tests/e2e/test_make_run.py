@@ -238,3 +238,72 @@ def test_the_generated_secret_refuses_a_non_loopback_address(tmp_path: Path) -> 
     assert refused.returncode == 2, refused.stdout + refused.stderr
     assert "LOOM_HOST=0.0.0.0" in refused.stderr and "LOOM_JWT_SECRET" in refused.stderr
     assert "Traceback" not in refused.stderr
+
+
+def test_a_wait_for_a_signal_survives_a_killed_loom_and_completes_after(tmp_path: Path) -> None:
+    headers = {"Authorization": f"Bearer {mint_token(SECRET, 'acme', 'alice')}"}
+    approval = {
+        "project": "Ops",
+        "app": "Approvals",
+        "name": "approve",
+        "threads": [
+            {
+                "key": "main",
+                "elements": [
+                    {"key": "start", "type": "trigger"},
+                    {"key": "ok", "type": "signal", "params": {"name": "approve"}},
+                    {"key": "done", "type": "end"},
+                ],
+                "connections": [
+                    {"source": "start", "target": "ok"},
+                    {"source": "ok", "target": "done"},
+                ],
+            }
+        ],
+        "triggers": [{"key": "orders", "type": "webhook"}],
+    }
+    first = _serve(tmp_path)
+    try:
+        first.wait_healthy()
+        with httpx.Client(base_url=first.base, headers=headers, timeout=10) as api:
+            saved = api.post("/api/v1/processes", json=approval)
+            assert saved.status_code == 201, saved.text
+            hook = saved.json()["triggers"][0]["url"]
+            started = httpx.post(f"{first.base}{hook}", json={"order": 7}, timeout=10)
+            assert started.status_code == 202, started.text
+            execution_id = started.json()["execution_id"]
+            for _ in range(500):
+                status = api.get(f"/api/v1/executions/{execution_id}/status").json()
+                if status["nodes"].get("ok", {}).get("state") == "waiting":
+                    break
+                time.sleep(0.02)
+            assert status["nodes"]["ok"]["state"] == "waiting", status
+        first.process.send_signal(signal.SIGKILL)
+        first.process.wait(timeout=10)
+    finally:
+        _end(first)
+
+    second = _serve(tmp_path)
+    try:
+        second.wait_healthy()
+        with httpx.Client(base_url=second.base, headers=headers, timeout=10) as api:
+            waiting = api.get("/api/v1/signals").json()
+            assert [w["execution_id"] for w in waiting] == [execution_id]
+            sent = api.post(
+                f"/api/v1/executions/{execution_id}/signals/approve", json={"data": {"by": "ops"}}
+            )
+            assert sent.status_code == 202, sent.text
+            for _ in range(500):
+                status = api.get(f"/api/v1/executions/{execution_id}/status").json()
+                if status["status"] != "running":
+                    break
+                time.sleep(0.02)
+            # The same hook, kept across the restart, still starts the process.
+            again = httpx.post(f"{second.base}{hook}", json={"order": 8}, timeout=10)
+    finally:
+        _end(second)
+
+    assert status["status"] == "completed", status
+    assert status["output"]["done"]["data"] == {"by": "ops"}
+    assert status["trigger"] == {"type": "webhook", "key": "orders"}
+    assert again.status_code == 202
