@@ -21,6 +21,7 @@ from bench import (
     lists_bench,
     live_bench,
     replay_bench,
+    schedules_bench,
     secrets_bench,
     store_bench,
     webhook_bench,
@@ -53,6 +54,7 @@ def main() -> None:
     lists_bench.main([])
     secrets_bench.main([])
     webhook_bench.main([])
+    schedules_bench.main(["--postgres", url])
 
 
 def _replay_tooling(workdir: str, url: str) -> None:

@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import heapq
 import itertools
+from sys import intern
 from typing import Any
 
 import structlog
@@ -102,7 +103,9 @@ class Scheduler:
         return len(rows)
 
     def _push(self, tick: float, row: ScheduleRow) -> None:
-        entry = (tick, next(self._order), row.tenant, row.process_id, row.key, row.since_version)
+        # Interned: a process's schedules, and every tick of one, share their names.
+        tenant, process_id, key = intern(row.tenant), intern(row.process_id), intern(row.key)
+        entry = (tick, next(self._order), tenant, process_id, key, row.since_version)
         heapq.heappush(self._heap, entry)
         self._wake.set()
 

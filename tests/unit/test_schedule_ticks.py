@@ -94,3 +94,15 @@ def test_an_archived_process_has_no_live_schedule() -> None:
     job = {"key": "job", "type": "schedule", "every_s": 60}
     archived = ProcessArchived(at=iso(T0 + 9), actor="alice")
     assert live_schedules(Process.rebuild("p", [_saved(1, [job]), archived])) == {}
+
+
+def test_the_tick_after_a_tick_is_always_later_even_for_a_fractional_interval() -> None:
+    from domain.triggers import next_tick
+
+    for every_s in (5.01, 5.07, 0.3 + 1, 7.77):
+        trigger = every(every_s)
+        t = T0
+        for _ in range(200):
+            later = next_tick(trigger, t)
+            assert t < later <= t + every_s + 1e-6
+            t = later
