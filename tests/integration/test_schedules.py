@@ -291,3 +291,25 @@ async def test_on_the_wall_clock_a_schedule_every_second_starts_executions(
     assert time.monotonic() - begun < 5
     first, second = sorted(ticks(loom, pid))[:2]
     assert parse_iso(second) - parse_iso(first) == 1.0
+
+
+async def test_a_tick_started_but_not_noted_before_a_crash_is_not_started_twice(
+    looms: Opener,
+) -> None:
+    clock = Clock(T0 + 1)
+    first = await looms(clock)
+    pid = await save(first, process("Crashing", [every("job", 60, catch_up="all")]))
+    # The Loom dies between a tick's start committing and the index noting it fired.
+    first.schedule_index.fired = lambda *_: None  # type: ignore[method-assign]
+    move(clock, T0 + 60.5, first)
+    await tick_started(first, pid, "job", T0 + 60)
+    await stop(first)
+
+    clock.t = T0 + 2 * 60 + 30
+    second = await looms(clock)  # catch_up: all fires tick 1 again, then tick 2
+    move(clock, T0 + 3 * 60 + 0.5, second)
+    # Tick 2 is fired by the catch-up after tick 1's second start was answered as done.
+    for i in (1, 2, 3):
+        await tick_started(second, pid, "job", T0 + 60 * i)
+
+    assert ticks(second, pid) == [iso(T0 + 60 * i) for i in (1, 2, 3)]
