@@ -35,6 +35,17 @@ log = structlog.get_logger("loom.schedules")
 Entry = tuple[float, int, str, str, str, int]
 
 
+def _plan(rows: list[ScheduleRow], now: float) -> list[tuple[ScheduleRow, float, list[float]]]:
+    """Each schedule's next tick after `now`, and the missed ticks `catch_up` starts."""
+    plan = []
+    for row in rows:
+        after = row.since if row.last_fired is None else max(row.since, row.last_fired)
+        plan.append(
+            (row, next_tick(row.trigger, max(after, now)), missed_ticks(row.trigger, after, now))
+        )
+    return plan
+
+
 class Scheduler:
     def __init__(
         self,
@@ -64,15 +75,12 @@ class Scheduler:
     async def open(self) -> None:
         """Take up every live schedule; the missed ticks start in the background."""
         rows = await self._schedules.rows()
-        now = self._clock.now()
-        missed: list[tuple[ScheduleRow, list[float]]] = []
-        for row in rows:
+        # On a worker thread: a minutely cron long unattended has many ticks to walk.
+        plan = await asyncio.to_thread(_plan, rows, self._clock.now())
+        missed = [(row, due) for row, _, due in plan if due]
+        for row, tick, _ in plan:
             self._revision = max(self._revision, row.revision)
-            after = row.since if row.last_fired is None else max(row.since, row.last_fired)
-            due = missed_ticks(row.trigger, after, now)
-            if due:
-                missed.append((row, due))
-            self._push(next_tick(row.trigger, max(after, now)), row)
+            self._push(tick, row)
         self._tasks.append(asyncio.create_task(self._run(), name="loom-schedules"))
         self._tasks.append(asyncio.create_task(self._poll_forever(), name="loom-schedules-poll"))
         if missed:
