@@ -136,13 +136,15 @@ class Loom:
         self.projector = Projector(self.store, self.statuses)
         self.lists: CatalogStore = _catalog_store(settings.database_url, self.store)
         self.hooks: HookIndex = _hook_index(settings.database_url, self.store)
-        self.catalog_projector = CatalogProjector(self.store, self.lists, self.hooks)
+        self.schedule_index: ScheduleIndex = _schedule_index(settings.database_url, self.store)
+        self.catalog_projector = CatalogProjector(
+            self.store, self.lists, self.hooks, self.schedule_index
+        )
         # In one process the projectors see every commit as it happens: status reads
         # may come from memory and a list waits for the save before it. Apart, another
         # process's projector is the fresher.
         live = None if self.distributed else self.projector.current
         settled = None if self.distributed else self.catalog_projector.settled
-        self.schedule_index: ScheduleIndex = _schedule_index(settings.database_url, self.store)
         self.processes = ProcessService(
             self.store,
             self.catalog,

@@ -16,7 +16,7 @@ from uuid import UUID
 import pytest
 
 from domain.clock import iso, parse_iso
-from domain.events import ExecutionStarted
+from domain.events import ExecutionStarted, ProcessSaved
 from domain.schedules import tick_execution_id
 from infra.settings import Settings
 from services.bootstrap import Loom
@@ -313,3 +313,26 @@ async def test_a_tick_started_but_not_noted_before_a_crash_is_not_started_twice(
         await tick_started(second, pid, "job", T0 + 60 * i)
 
     assert ticks(second, pid) == [iso(T0 + 60 * i) for i in (1, 2, 3)]
+
+
+async def test_a_save_cut_short_before_its_schedule_was_indexed_fires_after_a_restart(
+    looms: Opener,
+) -> None:
+    clock = Clock(T0 + 1)
+    first = await looms(clock)
+
+    def lost(*_: Any) -> None:
+        raise RuntimeError("the process died here")
+
+    first.schedule_index.put = lost  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError):
+        await save(first, process("Cut short", [every("job", 60)]))
+    await stop(first)
+
+    # The catalog projector catches up at start and indexes the schedules of what moved.
+    second = await looms(clock)
+    (pid,) = {
+        str(r.stream_id) for r in second.store.read_all("acme") if isinstance(r.event, ProcessSaved)
+    }
+    move(clock, T0 + 60.5, second)
+    await tick_started(second, pid, "job", T0 + 60)
