@@ -23,6 +23,7 @@ from bench import (
     replay_bench,
     schedules_bench,
     secrets_bench,
+    signals_bench,
     store_bench,
     webhook_bench,
 )
@@ -54,6 +55,7 @@ def main() -> None:
     lists_bench.main([])
     secrets_bench.main([])
     webhook_bench.main([])
+    signals_bench.main([f"sqlite:///{workdir}/signals.db", url])
     schedules_bench.main(["--postgres", url])
 
 

@@ -20,6 +20,7 @@ import time
 import uuid
 from typing import Any
 
+from bench.postgres import NO_TENANT_LIMITS
 from domain.events import NodeCompleted
 from domain.execution import Execution
 from domain.history.replay import replay
@@ -161,7 +162,8 @@ def _raw_append_rate(loom: Loom, seconds: float = 1.0) -> float:
 
 
 async def run(database_url: str, *, parked_count: int = 10_000) -> dict[str, float]:
-    loom = Loom(Settings.from_env({"LOOM_DATABASE_URL": database_url}))
+    # The engine measured, not the fairness policy: no per-tenant limits.
+    loom = Loom(Settings.from_env({"LOOM_DATABASE_URL": database_url, **NO_TENANT_LIMITS}))
     await loom.start()
     settle_heap()  # as `loom serve` does once started
     figures: dict[str, float] = {}

@@ -31,3 +31,7 @@ def drop_schema(url: str, schema: str) -> None:
         autocommit=True,
     ) as conn:
         conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+
+
+# Benches measure the engine, not the per-tenant fairness policy (bench.fairness_bench does).
+NO_TENANT_LIMITS = {"LOOM_TENANT_STARTS_PER_S": "0", "LOOM_TENANT_MAX_RUNNING": "0"}

@@ -155,6 +155,28 @@ class NodeSkipped(Event, frozen=True, kw_only=True):
     element: str
 
 
+class NodeWaiting(Event, frozen=True, kw_only=True):
+    """A `signal` element is waiting for a signal of its name (until `timeout_at`, if set)."""
+
+    element: str
+    name: str | None = None  # the signal's, so a read model needs no definition
+    attempt: int = 1
+    timeout_at: str | None = None
+
+
+class SignalReceived(Event, frozen=True, kw_only=True):
+    """A person or a system sent the execution a signal; the actor is who sent it.
+
+    Kept per name in arrival order: the oldest one no element has taken is the next
+    a waiting `signal` element of that name takes.
+    """
+
+    name: str
+    data: Any = None
+    idempotency_key: str | None = None
+    request_hash: str | None = None
+
+
 class ExecutionCompleted(Event, frozen=True, kw_only=True):
     output: dict[str, Any] = {}
 
@@ -187,6 +209,8 @@ ExecutionEvent = (
     | NodeCompleted
     | NodeFailed
     | NodeSkipped
+    | NodeWaiting
+    | SignalReceived
     | ExecutionCompleted
     | ExecutionFailed
     | ExecutionCancelled
@@ -210,6 +234,8 @@ AnyEvent = (
     | NodeCompleted
     | NodeFailed
     | NodeSkipped
+    | NodeWaiting
+    | SignalReceived
     | ExecutionCompleted
     | ExecutionFailed
     | ExecutionCancelled
@@ -236,6 +262,8 @@ EXECUTION_EVENT_TYPES: tuple[type[Event], ...] = (
     NodeCompleted,
     NodeFailed,
     NodeSkipped,
+    NodeWaiting,
+    SignalReceived,
     ExecutionCompleted,
     ExecutionFailed,
     ExecutionCancelled,

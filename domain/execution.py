@@ -24,6 +24,7 @@ from typing import Any
 from domain.clock import iso, parse_iso
 from domain.definition import ERROR_PORT, Graph, Node
 from domain.elements import ElementFailure
+from domain.elements.signal import TIMED_OUT
 from domain.errors import InvalidCommand
 from domain.events import (
     EffectDiscarded,
@@ -36,6 +37,8 @@ from domain.events import (
     NodeExecuting,
     NodeFailed,
     NodeSkipped,
+    NodeWaiting,
+    SignalReceived,
 )
 from domain.expression_cost import BUDGET_STEPS
 from domain.expressions import METER, Scope
@@ -66,7 +69,8 @@ class NodeRun:
         self.port: str | None = None
         self.request: Any = None
         self.secrets: list[Any] | None = None  # where the request's secrets go (domain.secrets)
-        self.wake_at: str | None = None  # a delay's wake-up, or the end of a retry wait
+        # a delay's wake-up, the end of a retry wait, or when a signal's wait times out
+        self.wake_at: str | None = None
 
 
 class Execution:
@@ -92,6 +96,12 @@ class Execution:
         self._live: dict[str, list[str]] = {key: [] for key in graph.nodes}
         self._uncaught: tuple[str, str] | None = None
         self._discarded: set[tuple[str, int]] = set()
+        # Signals by name in arrival order, how many of each a `signal` element took,
+        # and the elements waiting for each name in the order they began to wait.
+        self.signals: dict[str, list[SignalReceived]] = {}
+        self._taken: dict[str, int] = {}
+        self._waiting: dict[str, list[str]] = {}
+        self._signal_keys: dict[str, str | None] = {}  # Idempotency-Key → request hash
 
     # --- the fold -------------------------------------------------------------------
 
@@ -120,9 +130,36 @@ class Execution:
         node.secrets = event.secrets
         node.wake_at = event.wake_at
 
+    def _on_waiting(self, event: NodeWaiting) -> None:
+        key = event.element
+        node = self.nodes[key]
+        if node.state == "pending":
+            self._pop(key)
+        node.state = "waiting"
+        node.attempts = event.attempt
+        node.wake_at = event.timeout_at
+        self._waiting.setdefault(self._signal_name(key), []).append(key)
+
+    def _on_signal(self, event: SignalReceived) -> None:
+        self.signals.setdefault(event.name, []).append(event)
+        if event.idempotency_key is not None:
+            self._signal_keys[event.idempotency_key] = event.request_hash
+
+    def _end_wait(self, key: str, took: bool) -> None:
+        name = self._signal_name(key)
+        self._waiting[name].remove(key)
+        if took:
+            self._taken[name] = self._taken.get(name, 0) + 1
+
+    def _signal_name(self, key: str) -> str:
+        name: str = self.graph.nodes[key].params.name
+        return name
+
     def _on_completed(self, event: NodeCompleted) -> None:
         key = event.element
         node = self.nodes[key]
+        if node.state == "waiting":
+            self._end_wait(key, took=True)
         node.state = "completed"
         node.output = event.output
         node.port = event.port
@@ -133,6 +170,8 @@ class Execution:
     def _on_failed(self, event: NodeFailed) -> None:
         key = event.element
         node = self.nodes[key]
+        if node.state == "waiting":
+            self._end_wait(key, took=False)
         node.error = event.error
         node.attempts = event.attempt
         node.wake_at = event.retry_at
@@ -215,18 +254,28 @@ class Execution:
         ]
 
     def timers(self) -> list[tuple[str, str]]:
-        """(key, wake_at) of every delay and retry wait still pending, and the execution's
-        own timeout (key EXECUTION_TIMEOUT) if it has one."""
+        """(key, wake_at) of every delay, retry wait and signal timeout still pending, and
+        the execution's own timeout (key EXECUTION_TIMEOUT) if it has one."""
         if self.finished:
             return []  # a cancel or a failure ends every wait still pending
         timers = [
             (key, node.wake_at)
             for key, node in self.nodes.items()
-            if node.state == "running" and node.wake_at is not None
+            if node.state in ("running", "waiting") and node.wake_at is not None
         ]
         if self.deadline is not None:
             timers.append((EXECUTION_TIMEOUT, self.deadline))
         return timers
+
+    def waiting(self) -> list[tuple[str, str]]:
+        """(element key, signal name) of every `signal` element waiting, in waiting order."""
+        if self.finished:
+            return []
+        return [(key, name) for name, keys in self._waiting.items() for key in keys]
+
+    def untaken(self, name: str) -> list[SignalReceived]:
+        """The signals of `name` no element took yet, oldest first."""
+        return self.signals.get(name, [])[self._taken.get(name, 0) :]
 
     def input_of(self, key: str) -> Any:
         sources = self._live[key]
@@ -313,6 +362,9 @@ class Execution:
 
     def _start_effect(self, node: Node, scope: Scope, at: str, actor: str, emit: Any) -> None:
         key = node.key
+        if node.kind.name == "signal":
+            self._wait(node, at, actor, emit)
+            return
         try:
             request = node.kind.effect(node.prepared, scope)
         except ElementFailure as exc:
@@ -339,12 +391,35 @@ class Execution:
             )
         )
 
+    def _wait(self, node: Node, at: str, actor: str, emit: Any) -> None:
+        timeout_s = node.params.timeout_s
+        timeout_at = None if timeout_s is None else iso(parse_iso(at) + timeout_s)
+        name = node.params.name
+        emit(NodeWaiting(at=at, actor=actor, element=node.key, name=name, timeout_at=timeout_at))
+        # A signal sent before the element was reached is taken right away.
+        self._take(name, at, actor, emit)
+
+    def _take(self, name: str, at: str, actor: str, emit: Any) -> bool:
+        """The first element waiting for `name` takes the oldest signal of it not taken."""
+        waiting = self._waiting.get(name)
+        untaken = self.untaken(name)
+        if not waiting or not untaken:
+            return False
+        key, signal = waiting[0], untaken[0]
+        output = {"data": signal.data, "by": signal.actor, "at": signal.at}
+        emit(
+            NodeCompleted(
+                at=at, actor=actor, element=key, output=output, attempt=self.nodes[key].attempts
+            )
+        )
+        return True
+
     def _decide_end(self, at: str, actor: str, emit: Any) -> None:
         if self._uncaught is not None:
             key, error = self._uncaught
             emit(ExecutionFailed(at=at, actor=actor, error=error, element=key))
             return
-        if self.stack or any(n.state == "running" for n in self.nodes.values()):
+        if self.stack or any(n.state in ("running", "waiting") for n in self.nodes.values()):
             return
         output = {
             key: self.nodes[key].output
@@ -389,14 +464,61 @@ class Execution:
         )
         return out + self.advance(at, actor)
 
+    def signal(
+        self,
+        name: str,
+        data: Any,
+        at: str,
+        actor: str,
+        idempotency_key: str | None = None,
+        request_hash: str | None = None,
+    ) -> list[Event]:
+        """A signal arrived: record it, and let the first element waiting for it take it.
+
+        The same Idempotency-Key with the same request decides nothing (already
+        recorded); with another request it is refused.
+        """
+        if idempotency_key is not None and idempotency_key in self._signal_keys:
+            if self._signal_keys[idempotency_key] != request_hash:
+                raise InvalidCommand("this Idempotency-Key was used with a different signal")
+            return []
+        if self.finished:
+            raise InvalidCommand(f"execution {self.id} is already {self.status}")
+        if not any(
+            n.kind.name == "signal" and n.params.name == name for n in self.graph.nodes.values()
+        ):
+            raise InvalidCommand(f"no signal element of this execution waits for {name!r}")
+        out: list[Event] = []
+        emit = self._emitter(out)
+        emit(
+            SignalReceived(
+                at=at,
+                actor=actor,
+                name=name,
+                data=data,
+                idempotency_key=idempotency_key,
+                request_hash=request_hash,
+            )
+        )
+        if not self._take(name, at, actor, emit):
+            return out  # kept for the element that waits for it later
+        return out + self.advance(at, actor)
+
     def fire_timer(self, key: str, at: str, actor: str) -> list[Event]:
-        """A delay woke up, a retry wait ended, or the execution's timeout ran out."""
+        """A delay woke up, a retry wait ended, a signal's wait timed out, or the
+        execution's timeout ran out."""
         if key == EXECUTION_TIMEOUT and self.deadline is not None and not self.finished:
             return self._time_out(at, actor)
         run = self.nodes.get(key)
+        if not self.finished and run is not None and run.state == "waiting" and run.wake_at:
+            out: list[Event] = []
+            self._emitter(out)(
+                NodeFailed(at=at, actor=actor, element=key, error=TIMED_OUT, attempt=run.attempts)
+            )
+            return out + self.advance(at, actor)
         if self.finished or run is None or run.state != "running" or run.wake_at is None:
             raise InvalidCommand(f"element {key!r} has no timer waiting")
-        out: list[Event] = []
+        out = []
         emit = self._emitter(out)
         if self.graph.nodes[key].kind.name == "delay" and run.error is None:
             emit(NodeCompleted(at=at, actor=actor, element=key, output=self.input_of(key)))
@@ -477,4 +599,6 @@ _APPLY: dict[type[Event], Any] = {
     ExecutionFailed: Execution._on_execution_failed,
     ExecutionCancelled: Execution._on_cancelled,
     EffectDiscarded: Execution._on_discarded,
+    NodeWaiting: Execution._on_waiting,
+    SignalReceived: Execution._on_signal,
 }

@@ -7,7 +7,8 @@ The document encodes as it always has: every field is there, `null` or not,
 except the few that only appear once something happened (`input` once the
 execution started, `failed_element` once it failed; a node's `port` once it
 completed, `wake_at` while it waits on a timer, `retry_at` while it waits to be
-tried again): those are UNSET until then, and an UNSET field is left out.
+tried again, `timeout_at` while a `signal` element waits with a timeout): those
+are UNSET until then, and an UNSET field is left out.
 A listed execution (GET /executions) is the summary: the document without its
 nodes and input, which come last in the whole one.
 """
@@ -30,10 +31,11 @@ from domain.events import (
     NodeExecuting,
     NodeFailed,
     NodeSkipped,
+    NodeWaiting,
 )
 from domain.ports import ExecutionState
 
-NodeState = Literal["pending", "running", "completed", "failed", "skipped", "cancelled"]
+NodeState = Literal["pending", "running", "waiting", "completed", "failed", "skipped", "cancelled"]
 
 
 class NodeStatus(msgspec.Struct, kw_only=True):
@@ -48,6 +50,8 @@ class NodeStatus(msgspec.Struct, kw_only=True):
     port: str | UnsetType = UNSET
     wake_at: str | UnsetType = UNSET
     retry_at: str | UnsetType = UNSET
+    timeout_at: str | UnsetType = UNSET  # while a `signal` element waits with a timeout
+    signal: str | UnsetType = UNSET  # the name a `signal` element waits (or waited) for
 
 
 class ExecutionTrigger(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -140,17 +144,24 @@ def fold_status(doc: ExecutionStatus, seq: int, event: Event) -> ExecutionStatus
                 node.started_at = event.at
             if event.wake_at is not None:
                 node.wake_at = event.wake_at
+        case NodeWaiting(element=key, attempt=attempt):
+            node = nodes.setdefault(key, _node())
+            node.state, node.attempts, node.started_at = "waiting", attempt, event.at
+            if event.name is not None:
+                node.signal = event.name
+            if event.timeout_at is not None:
+                node.timeout_at = event.timeout_at
         case NodeCompleted(element=key):
             node = nodes.setdefault(key, _node())
             node.state, node.output, node.completed_at = "completed", event.output, event.at
             node.port = event.port
-            node.wake_at = node.retry_at = UNSET
+            node.wake_at = node.retry_at = node.timeout_at = UNSET
         case NodeFailed(element=key):
             node = nodes.setdefault(key, _node())
             node.error, node.attempts = event.error, event.attempt
             if event.retry_at is None:
                 node.state, node.completed_at = "failed", event.at
-                node.retry_at = UNSET
+                node.retry_at = node.timeout_at = UNSET
             else:
                 node.retry_at = event.retry_at
         case NodeSkipped(element=key):
@@ -170,7 +181,7 @@ def fold_status(doc: ExecutionStatus, seq: int, event: Event) -> ExecutionStatus
 def _stop_running(nodes: dict[str, NodeStatus]) -> None:
     # An execution that ended stopped whatever was still waiting or in flight.
     for node in nodes.values():
-        if node.state == "running":
+        if node.state in ("running", "waiting"):
             node.state = "cancelled"
 
 

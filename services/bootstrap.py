@@ -46,6 +46,7 @@ from infra.llm import FakeAgentInvoker, OpenAIAgentInvoker
 from infra.logging import mask
 from infra.readmodel.catalog_store import PostgresCatalogStore, SQLiteCatalogStore
 from infra.readmodel.hook_index import PostgresHookIndex, SQLiteHookIndex
+from infra.readmodel.inbox_store import PostgresInboxStore, SQLiteInboxStore
 from infra.readmodel.schedule_index import PostgresScheduleIndex, SQLiteScheduleIndex
 from infra.readmodel.status_store import PostgresStatusStore, SQLiteStatusStore
 from infra.secret_keys import GENERATED_KEY_FILE, MasterKey, SecretsKeyError, generated_master_key
@@ -54,10 +55,12 @@ from infra.store import open_event_store
 from infra.store.postgres import parse_postgres_url
 from projections.catalog import CatalogStore
 from projections.hooks import HookIndex
+from projections.inbox import InboxStore
 from projections.schedules import ScheduleIndex
 from projections.status import StatusStore
 from services.roles.api.app import create_app
 from services.roles.api.routes import ROUTES
+from services.roles.api.signals import SignalController
 from services.roles.engine.agent_runner import AgentRunner
 from services.roles.engine.effects import Effects
 from services.roles.engine.engine import Engine
@@ -73,6 +76,7 @@ from services.usecases.executions import ExecutionService
 from services.usecases.processes import ProcessService
 from services.usecases.schedules import ScheduleService
 from services.usecases.secrets import SecretService
+from services.usecases.signals import SignalService
 from services.usecases.tenant_limits import TenantLimits
 from services.usecases.webhooks import WebhookService
 
@@ -133,7 +137,8 @@ class Loom:
             self.clock,
             **(commands_only if self.distributed else {}),
         )
-        self.projector = Projector(self.store, self.statuses)
+        self.inbox = _inbox_store(settings.database_url, self.store)
+        self.projector = Projector(self.store, self.statuses, signals=self.inbox)
         self.lists: CatalogStore = _catalog_store(settings.database_url, self.store)
         self.hooks: HookIndex = _hook_index(settings.database_url, self.store)
         self.schedule_index: ScheduleIndex = _schedule_index(settings.database_url, self.store)
@@ -177,6 +182,7 @@ class Loom:
             schedules = ScheduleService(self.schedule_index, self.catalog, self.executions)
             self.scheduler = Scheduler(schedules, self.clock)
         self.agents = AgentService(self.store, self.clock)
+        self.signals = SignalService(self.engine, self.inbox)
         self.feed: EventFeed = self.bus
         self._tasks: list[asyncio.Task[Any]] = []
         self._resumed = asyncio.Event()
@@ -305,6 +311,7 @@ class Loom:
         self.lists.close()
         self.hooks.close()
         self.schedule_index.close()
+        self.inbox.close()
         self.store.close()
 
     async def _stop_roles(self) -> None:
@@ -388,6 +395,11 @@ def open_status_store(settings: Settings, store: EventStore) -> StatusStore:
     return _status_store(settings.database_url, store)
 
 
+def open_inbox_store(settings: Settings, store: EventStore) -> InboxStore:
+    """The inbox of waiting signals beside `store` (for `loom import`)."""
+    return _inbox_store(settings.database_url, store)
+
+
 def open_catalog_store(settings: Settings, store: EventStore) -> CatalogStore:
     """The process and project lists beside `store` (for `loom import` and rebuilds)."""
     return _catalog_store(settings.database_url, store)
@@ -398,6 +410,12 @@ def _catalog_store(database_url: str, store: Any) -> CatalogStore:
         # The read model's file, beside the statuses: both are rebuilt from the store.
         return SQLiteCatalogStore(_beside_events(database_url, "read"))
     return PostgresCatalogStore(store.pool, store.schema)
+
+
+def _inbox_store(database_url: str, store: Any) -> InboxStore:
+    if database_url.startswith("sqlite:"):
+        return SQLiteInboxStore(_beside_events(database_url, "read"))
+    return PostgresInboxStore(store.pool, store.schema)
 
 
 def _status_store(database_url: str, store: Any) -> StatusStore:
@@ -447,7 +465,7 @@ def web_app(loom: Loom) -> Litestar:
 
     handlers: list[Any] = []
     if "api" in loom.roles:
-        handlers += [*ROUTES, studio_router()]
+        handlers += [*ROUTES, SignalController, studio_router()]
     if "gateway" in loom.roles:
         handlers.append(ExecutionSocket(loom.executions, loom.feed, loom.store).handler())
     return create_app(
@@ -461,5 +479,6 @@ def web_app(loom: Loom) -> Litestar:
             "agents": provide(loom.agents),
             "secrets": provide(loom.secrets),
             "webhooks": provide(loom.webhooks),
+            "signals": provide(loom.signals),
         },
     )

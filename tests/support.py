@@ -79,3 +79,26 @@ def contract_example(**fields: Any) -> dict[str, Any]:
         ],
         **fields,
     }
+
+
+def with_delay(seconds: float, name: str = "Wait") -> dict[str, Any]:
+    """A process that waits `seconds` on a delay, then ends."""
+    return {
+        "project": "Ops",
+        "app": "Timers",
+        "name": name,
+        "threads": [
+            {
+                "key": "main",
+                "elements": [
+                    {"key": "start", "type": "trigger"},
+                    {"key": "wait", "type": "delay", "params": {"seconds": seconds}},
+                    {"key": "done", "type": "end"},
+                ],
+                "connections": [
+                    {"source": "start", "target": "wait"},
+                    {"source": "wait", "target": "done"},
+                ],
+            }
+        ],
+    }

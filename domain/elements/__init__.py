@@ -10,6 +10,7 @@ from domain.elements.end import End
 from domain.elements.fail import Fail
 from domain.elements.http import Http
 from domain.elements.join import Join
+from domain.elements.signal import Signal
 from domain.elements.transform import Transform
 from domain.elements.trigger import Trigger
 
@@ -25,6 +26,7 @@ ELEMENT_TYPES: dict[str, ElementType] = {
         Agent(),
         End(),
         Fail(),
+        Signal(),
     )
 }
 

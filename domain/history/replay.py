@@ -1,6 +1,6 @@
 """Replay: rebuild an execution from its history and re-decide every step.
 
-Outside facts (an effect's answer or failure, a timer firing, a cancel) are taken
+Outside facts (an effect's answer or failure, a timer firing, a signal, a cancel) are taken
 from history and fed to the same commands the engine called; everything the
 orchestrator decides in response must equal what history recorded. Nothing
 outside is called: effect results come from the events themselves.
@@ -23,6 +23,7 @@ from domain.events import (
     NodeExecuting,
     NodeFailed,
     NodeSkipped,
+    SignalReceived,
     event_data,
     event_type,
 )
@@ -101,6 +102,10 @@ def take_outside_fact(execution: Execution, fact: Event) -> list[Event] | None:
             return execution.cancel(at, actor, reason)
         case ExecutionFailed() if EXECUTION_TIMEOUT in timers:
             return execution.fire_timer(EXECUTION_TIMEOUT, at, actor)
+        case SignalReceived(name=name, data=data):
+            return execution.signal(name, data, at, actor, fact.idempotency_key, fact.request_hash)
+        case NodeFailed(element=key) if key in timers:
+            return execution.fire_timer(key, at, actor)  # a signal's wait timed out
         case EffectDiscarded(element=key, attempt=attempt, output=output, error=error):
             return execution.discard(key, attempt, output, error, at, actor)
         case NodeExecuting(element=key) if key in timers:

@@ -11,9 +11,8 @@ transaction as the documents, so a restarted projector resumes from it.
 from __future__ import annotations
 
 import sqlite3
-import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 import msgspec
@@ -21,7 +20,7 @@ import psycopg
 import psycopg_pool
 from psycopg import sql
 
-from domain.ports import StoreUnavailable
+from infra.readmodel.postgres import Cursor, column, create_schema, transaction
 from infra.sqlite_file import SQLiteFile
 from infra.store.naming import tenant_table, validate_tenant
 from projections.status import ExecutionStatus, ExecutionSummary, StatusQuery, StatusRow
@@ -152,34 +151,19 @@ class PostgresStatusStore:
         self._pool = pool
         self._schema = schema
         self._ready: set[str] = set()
-        # Every role of a distributed Loom starts at once: CREATE … IF NOT EXISTS from two
-        # sessions can still collide on the catalog's unique index, so the loser retries.
-        for attempt in range(5):
-            try:
-                with self._tx() as cur:
-                    cur.execute(
-                        sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema))
-                    )
-                    cur.execute(
-                        sql.SQL(
-                            "CREATE TABLE IF NOT EXISTS {}.loom_tracking "
-                            "(tenant text PRIMARY KEY, position bigint)"
-                        ).format(sql.Identifier(schema))
-                    )
-                break
-            except (psycopg.errors.UniqueViolation, psycopg.errors.DuplicateObject):
-                if attempt == 4:
-                    raise
-                time.sleep(0.05 * (attempt + 1))
 
-    @contextmanager
-    def _tx(self) -> Iterator[psycopg.Cursor[Any]]:
-        try:
-            self._pool.open(wait=False)  # the event store opens its pool lazily too
-            with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
-                yield cur
-        except (psycopg.OperationalError, psycopg_pool.PoolTimeout) as exc:
-            raise StoreUnavailable(str(exc)) from exc
+        def create(cur: Cursor) -> None:
+            cur.execute(
+                sql.SQL(
+                    "CREATE TABLE IF NOT EXISTS {}.loom_tracking "
+                    "(tenant text PRIMARY KEY, position bigint)"
+                ).format(sql.Identifier(schema))
+            )
+
+        create_schema(pool, schema, create)
+
+    def _tx(self) -> AbstractContextManager[Cursor]:
+        return transaction(self._pool)
 
     def _table(self, cur: psycopg.Cursor[Any], tenant: str) -> sql.Composed:
         name = tenant_table(tenant, "status")
@@ -285,7 +269,4 @@ class PostgresStatusStore:
 
 
 def _first(row: Any) -> Any:
-    # The shared pool may hand out dict rows (the event store's row factory) or tuples.
-    if isinstance(row, dict):
-        return next(iter(row.values()))
-    return row[0]
+    return column(row, 0)

@@ -180,6 +180,7 @@ def import_archive(
     open_lists: Callable[[], CatalogStore] | None = None,
     open_hooks: Callable[[], HookIndex] | None = None,
     tenant: str | None = None,
+    open_inbox: Callable[[], Any] | None = None,
 ) -> ImportReport:
     """Load an export into a tenant, then fold its read model.
 
@@ -208,10 +209,13 @@ def import_archive(
     if runs:
         store.append(target, [Append(*run) for run in runs])
     statuses = open_statuses()
+    inbox = open_inbox() if open_inbox is not None else None  # the waiting signals
     try:
-        folded = Projector(store, statuses).catch_up(target)
+        folded = Projector(store, statuses, signals=inbox).catch_up(target)
     finally:
         statuses.close()
+        if inbox is not None:
+            inbox.close()
     if open_lists is not None:  # the process and project lists, read from the same file
         lists = open_lists()
         hooks = open_hooks() if open_hooks is not None else None

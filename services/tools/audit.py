@@ -27,6 +27,8 @@ from domain.events import (
     NodeExecuting,
     NodeFailed,
     NodeSkipped,
+    NodeWaiting,
+    SignalReceived,
     event_data,
     event_type,
 )
@@ -105,6 +107,12 @@ def summarize(event: Event) -> str:
                 text += f" (retry at {retry_at})"
         case NodeSkipped():
             text = "skipped"
+        case NodeWaiting(timeout_at=timeout_at):
+            text = "waiting for a signal"
+            if timeout_at is not None:
+                text += f" until {timeout_at}"
+        case SignalReceived(name=name, data=data):
+            text = f"signal {name} {_json(data)}"
         case ExecutionCompleted(output=output):
             text = f"output {_json(output)}"
         case ExecutionFailed(error=error, element=element):

@@ -318,7 +318,12 @@ def _export(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _import(settings: Settings, args: argparse.Namespace) -> int:
-    from services.bootstrap import open_catalog_store, open_hook_index, open_status_store
+    from services.bootstrap import (
+        open_catalog_store,
+        open_hook_index,
+        open_inbox_store,
+        open_status_store,
+    )
 
     if args.tenant is not None:
         try:
@@ -333,6 +338,7 @@ def _import(settings: Settings, args: argparse.Namespace) -> int:
             lambda: open_status_store(settings, store),
             open_lists=lambda: open_catalog_store(settings, store),
             open_hooks=lambda: open_hook_index(settings, store),
+            open_inbox=lambda: open_inbox_store(settings, store),
             tenant=args.tenant,
         )
     say(

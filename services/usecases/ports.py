@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 from domain.events import ExecutionStarted
 from domain.execution import Execution
@@ -26,3 +26,18 @@ class ExecutionCommands(Protocol):
     ) -> Execution: ...
 
     async def cancel(self, tenant: str, execution_id: str, actor: str) -> Execution: ...
+
+    async def load(self, tenant: str, execution_id: str) -> Execution | None: ...
+
+    async def signal(
+        self,
+        tenant: str,
+        execution_id: str,
+        name: str,
+        data: Any,
+        actor: str,
+        idempotency_key: str | None = None,
+        request_hash: str | None = None,
+    ) -> Execution:
+        """Raises UnknownExecution, or InvalidCommand when it ended or the key was reused."""
+        ...

@@ -30,6 +30,7 @@ from services.usecases.blocking import blocking
 from services.usecases.catalog import DefinitionCatalog, UnknownProcess
 from services.usecases.errors import Conflict, Invalid, NotFound
 from services.usecases.ids import new_id
+from services.usecases.signals import check_signal_schemas
 
 Publish = Callable[[str, Sequence[RecordedEvent]], Awaitable[None]]
 Settled = Callable[[str], Awaitable[None]]
@@ -102,6 +103,7 @@ class ProcessService:
             problems = [msgspec.to_builtins(p) for p in exc.problems]
             raise Invalid(exc.detail, key=exc.key, problems=problems) from None
         self._check_agents(tenant, graph)
+        check_signal_schemas(graph)
         if process_id is None:
             process = Process(new_id())
         else:

@@ -9,17 +9,16 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import structlog
-from litestar.testing import AsyncTestClient
 from structlog.testing import LogCapture
 
-from infra.settings import Settings
-from services.bootstrap import Loom, web_app
+from services.bootstrap import Loom
+from tests.harness.clock import MovableClock
+from tests.harness.looms import Client, api_client, open_on_clock, settings
+from tests.harness.site import Site, loopback_only, serving
 from tests.nats_support import delete_streams, nats_server_url, unique_nats_url
-from tests.support import SECRET
 
 
 @pytest.fixture(scope="session")
@@ -50,12 +49,40 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 @pytest.fixture
-async def client(database_url: str) -> AsyncIterator[AsyncTestClient[Any]]:
+async def client(database_url: str) -> AsyncIterator[Client]:
     """The whole app (`web_app`) on `database_url`, answering tokens minted with SECRET."""
-    settings = Settings.from_env({"LOOM_DATABASE_URL": database_url, "LOOM_JWT_SECRET": SECRET})
-    app = web_app(Loom(settings))
-    async with AsyncTestClient(app=app, raise_server_exceptions=False) as test_client:
+    async with api_client(Loom(settings(database_url))) as test_client:
         yield test_client
+
+
+# --- the world outside, and time ----------------------------------------------------
+
+
+@pytest.fixture
+def site() -> Iterator[Site]:
+    """A fake outside HTTP site on loopback (see tests/harness/site.py)."""
+    with serving() as served:
+        yield served
+
+
+@pytest.fixture
+def connects(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every address the test's code connects to; anything but loopback fails the test."""
+    return loopback_only(monkeypatch)
+
+
+@pytest.fixture
+def clock() -> MovableClock:
+    """A clock standing at T0 until the test moves it."""
+    return MovableClock()
+
+
+@pytest.fixture
+async def clocked_loom(tmp_path: Path, clock: MovableClock) -> AsyncIterator[Loom]:
+    """A started Loom on SQLite and on `clock`, allowed to call the fake site on loopback."""
+    loom = await open_on_clock(tmp_path, clock)
+    yield loom
+    await loom.stop()
 
 
 @pytest.fixture

@@ -24,17 +24,19 @@ import pytest
 import structlog
 from litestar.testing import AsyncTestClient
 
-from domain.history.replay import replay
-from infra.auth import mint_token
 from infra.logging import configure_logging
 from infra.settings import Settings
 from infra.store.naming import events_table
 from services.bootstrap import Loom, web_app
 from services.usecases.agents import AgentSpec
 from services.usecases.errors import Invalid
+from tests.harness.api import auth
+from tests.harness.looms import open_loom, settings
+from tests.harness.looms import sqlite_url as harness_sqlite_url
+from tests.harness.replays import replayed
+from tests.harness.waits import until_finished
 
 API_KEY = "sk-loom-test-0123456789abcdef"
-JWT_SECRET = "a-test-secret-that-is-long-enough-for-hs256-and-for-hs512-too-0123456789"
 
 
 # --- a chat-completions server on loopback ------------------------------------------
@@ -107,20 +109,11 @@ def llm() -> Iterator[FakeLLM]:
 
 
 def _settings(database_url: str, base_url: str) -> Settings:
-    return Settings.from_env(
-        {
-            "LOOM_DATABASE_URL": database_url,
-            "LOOM_LLM_BASE_URL": base_url,
-            "LOOM_LLM_API_KEY": API_KEY,
-            "LOOM_JWT_SECRET": JWT_SECRET,
-        }
-    )
+    return settings(database_url, LOOM_LLM_BASE_URL=base_url, LOOM_LLM_API_KEY=API_KEY)
 
 
 async def _open(database_url: str, base_url: str) -> Loom:
-    loom = Loom(_settings(database_url, base_url))
-    await loom.start()
-    return loom
+    return await open_loom(database_url, LOOM_LLM_BASE_URL=base_url, LOOM_LLM_API_KEY=API_KEY)
 
 
 async def _close(loom: Loom) -> None:
@@ -130,7 +123,7 @@ async def _close(loom: Loom) -> None:
 
 @pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path}/loom.db"
+    return harness_sqlite_url(tmp_path)
 
 
 @pytest.fixture
@@ -138,15 +131,6 @@ async def loom(sqlite_url: str, llm: FakeLLM) -> AsyncIterator[Loom]:
     loom = await _open(sqlite_url, llm.base_url)
     yield loom
     await _close(loom)
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def database_url(request: pytest.FixtureRequest, sqlite_url: str) -> str:
-    if request.param == "sqlite":
-        return sqlite_url
-    url = request.getfixturevalue("postgres_url")
-    schema = request.getfixturevalue("postgres_schema")
-    return f"{url}{'&' if '?' in url else '?'}schema={schema}"
 
 
 async def _agent(loom: Loom, tenant: str = "acme", **fields: Any) -> str:
@@ -186,18 +170,7 @@ LEAD = {"name": "Bob", "amount": 120}
 async def _run(loom: Loom, agent_id: str, tenant: str = "acme", **params: Any) -> dict[str, Any]:
     saved = await loom.processes.save(tenant, "alice", _process(agent_id, **params))
     started = await loom.executions.start(tenant, "alice", saved["process_id"], None, LEAD)
-    return await _until_finished(loom, tenant, started.execution_id)
-
-
-async def _until_finished(loom: Loom, tenant: str, execution_id: str) -> dict[str, Any]:
-    """The status document, as the API sends it, once the execution ended."""
-    for _ in range(400):
-        status = await loom.executions.status(tenant, execution_id)
-        if status.status in ("completed", "failed", "cancelled"):
-            document: dict[str, Any] = msgspec.to_builtins(status)
-            return document
-        await asyncio.sleep(0.025)
-    raise AssertionError(f"execution {execution_id} did not finish: {status}")
+    return await until_finished(loom, started.execution_id, tenant)
 
 
 async def _failures(loom: Loom, execution_id: str) -> list[dict[str, Any]]:
@@ -270,9 +243,7 @@ async def test_a_finished_execution_never_asks_the_llm_again(sqlite_url: str, ll
     execution_id = status["execution_id"]
     assert len(llm.calls) == 1
 
-    history = await asyncio.to_thread(loom.store.read, "acme", UUID(execution_id))
-    graph = await loom.catalog.graph("acme", status["process_id"], status["version"])
-    report = replay(execution_id, graph, [r.event for r in history])
+    report = await replayed(loom, execution_id)
     await asyncio.to_thread(loom.projector.rebuild, "acme")
     rebuilt = await loom.executions.status("acme", execution_id)
     await _close(loom)
@@ -398,8 +369,7 @@ async def test_an_element_cannot_name_another_tenants_agent(loom: Loom, llm: Fak
 async def test_the_api_answers_422_naming_the_element_for_an_unknown_agent(
     sqlite_url: str, llm: FakeLLM
 ) -> None:
-    acme = {"Authorization": f"Bearer {mint_token(JWT_SECRET, 'acme', 'alice')}"}
-    globex = {"Authorization": f"Bearer {mint_token(JWT_SECRET, 'globex', 'bob')}"}
+    acme, globex = auth("acme", "alice"), auth("globex", "bob")
     agent = {"name": "Qualifier", "system_prompt": "Qualify.", "model": "m"}
     # The app starts and stops this Loom on the test client's own loop.
     async with AsyncTestClient(web_app(Loom(_settings(sqlite_url, llm.base_url)))) as client:
@@ -433,7 +403,7 @@ async def test_an_agent_gone_at_run_time_fails_the_node_without_calling_the_llm(
             f"DELETE FROM {events_table('acme')} WHERE originator_id = ?", (UUID(agent_id).hex,)
         )
     started = await loom.executions.start("acme", "alice", saved["process_id"], None, LEAD)
-    status = await _until_finished(loom, "acme", started.execution_id)
+    status = await until_finished(loom, started.execution_id)
 
     assert status["status"] == "failed"
     assert status["error"] == f"agent {agent_id} does not exist in this tenant"

@@ -27,6 +27,8 @@ from litestar.testing import AsyncTestClient
 from infra.auth import mint_token
 from infra.settings import Settings
 from services.bootstrap import Loom, web_app
+from tests.harness.api import finished, listed
+from tests.harness.waits import until
 from tests.support import SECRET
 
 Client = AsyncTestClient[Any]
@@ -94,17 +96,6 @@ async def _ok(response: Any, status_code: int) -> dict[str, Any]:
     return dict(response.json())
 
 
-async def _finished(client: Client, execution_id: str, headers: dict[str, str]) -> dict[str, Any]:
-    status: dict[str, Any] = {}
-    for _ in range(400):
-        url = f"/api/v1/executions/{execution_id}/status"
-        status = await _ok(await client.get(url, headers=headers), 200)
-        if status["status"] in ("completed", "failed", "cancelled"):
-            return status
-        await asyncio.sleep(0.025)
-    raise AssertionError(f"{execution_id} did not finish: {status}")
-
-
 @pytest.fixture
 async def seeded(client: Client) -> Seeded:
     post = client.post
@@ -129,12 +120,12 @@ async def seeded(client: Client) -> Seeded:
             await post("/api/v1/agents", json={"name": "Scorer", "model": "m"}, headers=A), 201
         )
     )["agent_id"]
-    await _finished(client, execution, A)
-    for _ in range(200):  # the list reads the read model, which trails the store a moment
-        items = (await client.get("/api/v1/executions", headers=A)).json()["items"]
-        if sorted(e["status"] for e in items) == ["completed", "running"]:
-            break
-        await asyncio.sleep(0.025)
+    await finished(client, execution, A)
+
+    async def both_listed() -> bool:  # the list reads the read model, a moment behind
+        return sorted(e["status"] for e in await listed(client, A)) == ["completed", "running"]
+
+    await until(both_listed, "the finished and the running execution listed")
     return Seeded(process=process, execution=execution, running=running, agent=agent, key=key)
 
 
@@ -235,7 +226,7 @@ async def test_the_same_names_in_another_tenant_are_another_project(
         await client.post("/api/v1/executions", json={"process_id": ours["process_id"]}, headers=B),
         202,
     )
-    await _finished(client, execution["execution_id"], B)
+    await finished(client, execution["execution_id"], B)
     their_projects = (await client.get("/api/v1/projects", headers=A)).json()
 
     projects = (await client.get("/api/v1/projects", headers=B)).json()
@@ -280,7 +271,7 @@ async def test_an_idempotency_key_of_another_tenant_never_answers_its_execution(
     )
     assert own.status_code == 202
     assert own.json()["execution_id"] != seeded.execution
-    assert (await _finished(client, own.json()["execution_id"], B))["process_id"] == ours
+    assert (await finished(client, own.json()["execution_id"], B))["process_id"] == ours
 
     again = await client.post(
         "/api/v1/executions",

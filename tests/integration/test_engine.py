@@ -3,28 +3,23 @@
 from __future__ import annotations
 
 import asyncio
-import json
-import threading
-from collections.abc import AsyncIterator, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import AsyncIterator
 from typing import Any
-from uuid import UUID
 
 import pytest
 
-from domain.history.replay import replay
-from infra.settings import Settings
-from projections.status import ExecutionStatus
 from services.bootstrap import Loom
 from services.usecases.errors import Conflict, NotFound
+from tests.harness.looms import open_loom
+from tests.harness.processes import call, one_thread
+from tests.harness.replays import rebuilt, replays
+from tests.harness.site import Site
+from tests.harness.waits import until_finished
 
 
 async def _open(database_url: str) -> Loom:
-    # The tests' own HTTP server is on loopback, which the outbound guard refuses unless allowed.
-    settings = {"LOOM_DATABASE_URL": database_url, "LOOM_HTTP_ALLOW": "127.0.0.1"}
-    loom = Loom(Settings.from_env(settings))
-    await loom.start()
-    return loom
+    # The site is on loopback, which the outbound guard refuses unless allowed.
+    return await open_loom(database_url, LOOM_HTTP_ALLOW="127.0.0.1")
 
 
 @pytest.fixture
@@ -34,93 +29,36 @@ async def loom(database_url: str) -> AsyncIterator[Loom]:
     await loom.stop()
 
 
-class _Recorder(BaseHTTPRequestHandler):
-    calls: list[dict[str, Any]] = []
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers.get("content-length", 0)))
-        _Recorder.calls.append({"path": self.path, "body": json.loads(body or b"null")})
-        payload = json.dumps({"received": json.loads(body or b"null"), "n": len(_Recorder.calls)})
-        self.send_response(200)
-        self.send_header("content-type", "application/json")
-        self.end_headers()
-        self.wfile.write(payload.encode())
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
-@pytest.fixture
-def http_server() -> Iterator[str]:
-    _Recorder.calls = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-
-
-def _process(elements: list[dict[str, Any]], connections: list[tuple[str, str]]) -> dict[str, Any]:
-    return {
-        "project": "Ops",
-        "app": "Tests",
-        "name": "p",
-        "threads": [
-            {
-                "key": "main",
-                "elements": [{"key": "start", "type": "trigger"}, *elements],
-                "connections": [{"source": s, "target": t} for s, t in connections],
-            }
-        ],
-    }
-
-
-async def _until_finished(loom: Loom, tenant: str, execution_id: str) -> ExecutionStatus:
-    for _ in range(400):
-        status = await loom.executions.status(tenant, execution_id)
-        if status.status in ("completed", "failed", "cancelled"):
-            return status
-        await asyncio.sleep(0.025)
-    raise AssertionError(f"execution {execution_id} did not finish: {status}")
-
-
-async def _replays_deterministically(loom: Loom, tenant: str, execution_id: str) -> bool:
-    history = await asyncio.to_thread(loom.store.read, tenant, UUID(execution_id))
-    started = history[0].event
-    graph = await loom.catalog.graph(tenant, started.process_id, started.version)
-    return replay(execution_id, graph, [r.event for r in history]).deterministic
+def _process(elements: list[dict[str, Any]], connections: list[tuple[str, ...]]) -> dict[str, Any]:
+    return one_thread(elements, connections, app="Tests")
 
 
 async def test_an_http_element_calls_out_once_and_its_answer_is_recorded(
-    loom: Loom, http_server: str
+    loom: Loom, site: Site
 ) -> None:
     saved = await loom.processes.save(
         "acme",
         "alice",
         _process(
             [
-                {
-                    "key": "call",
-                    "type": "http",
-                    "params": {
-                        "method": "POST",
-                        "url": http_server + "/hook",
-                        "body": {"n": "{{ input.n }}"},
-                    },
-                },
+                call(site.url + "/hook", method="POST", body={"n": "{{ input.n }}"}),
                 {"key": "done", "type": "end"},
             ],
             [("start", "call"), ("call", "done")],
         ),
     )
     started = await loom.executions.start("acme", "alice", saved["process_id"], None, {"n": 7})
-    status = await _until_finished(loom, "acme", started.execution_id)
+    status = await until_finished(loom, started.execution_id)
 
-    assert status.status == "completed"
-    assert _Recorder.calls == [{"path": "/hook", "body": {"n": 7}}]
-    assert status.output["done"]["body"] == {"received": {"n": 7}, "n": 1}
-    assert await _replays_deterministically(loom, "acme", started.execution_id)
-    assert len(_Recorder.calls) == 1  # replay read the answer from history
+    assert status["status"] == "completed"
+    assert [(r["path"], r["body"]) for r in site.requests] == [("/hook", {"n": 7})]
+    assert status["output"]["done"]["body"]["body"] == {"n": 7}
+    # A replay decides again from the recorded answer alone: the site hears nothing more,
+    # and the execution it rebuilds ends with the very output the status shows.
+    calls = len(site.requests)
+    assert await replays(loom, started.execution_id)
+    assert (await rebuilt(loom, started.execution_id)).output == status["output"]
+    assert len(site.requests) == calls == 1
 
 
 async def test_a_delay_survives_a_restart_of_the_engine(database_url: str) -> None:
@@ -143,10 +81,10 @@ async def test_a_delay_survives_a_restart_of_the_engine(database_url: str) -> No
 
     revived = await _open(database_url)
     try:
-        status = await _until_finished(revived, "acme", started.execution_id)
-        assert status.status == "completed"
-        assert status.output == {"done": {"k": 1}}
-        assert status.nodes["wait"].state == "completed"
+        status = await until_finished(revived, started.execution_id)
+        assert status["status"] == "completed"
+        assert status["output"] == {"done": {"k": 1}}
+        assert status["nodes"]["wait"]["state"] == "completed"
     finally:
         await revived.stop()
 
@@ -170,9 +108,7 @@ async def test_many_executions_run_at_once_and_all_complete(loom: Loom) -> None:
             for i in range(60)
         )
     )
-    outputs = [
-        (await _until_finished(loom, "acme", s.execution_id)).output["done"]["v"] for s in starts
-    ]
+    outputs = [(await until_finished(loom, s.execution_id))["output"]["done"]["v"] for s in starts]
     assert outputs == [2 * i for i in range(60)]
 
 
@@ -239,40 +175,22 @@ async def test_cancel_during_a_delay_ends_the_execution_and_a_second_cancel_is_r
     assert cancelled.status == "cancelled"
     with pytest.raises(Conflict):
         await loom.executions.cancel("acme", "carol", started.execution_id)
-    status = await _until_finished(loom, "acme", started.execution_id)
-    assert status.status == "cancelled"
-    assert status.nodes["wait"].state == "cancelled"
+    status = await until_finished(loom, started.execution_id)
+    assert status["status"] == "cancelled"
+    assert status["nodes"]["wait"]["state"] == "cancelled"
     events = await loom.executions.events("acme", started.execution_id)
     assert events[-1].type == "ExecutionCancelled" and events[-1].actor == "carol"
 
 
 async def test_the_read_model_rebuilds_to_the_same_documents(loom: Loom) -> None:
-    saved = await loom.processes.save(
-        "acme",
-        "alice",
-        _process(
-            [
-                {"key": "big", "type": "condition", "params": {"expression": "input.n > 2"}},
-                {"key": "yes", "type": "end"},
-                {"key": "no", "type": "end"},
-            ],
-            [],
-        )
-        | {},
-    )
-    del saved
     definition = _process(
         [
             {"key": "big", "type": "condition", "params": {"expression": "input.n > 2"}},
             {"key": "yes", "type": "end"},
             {"key": "no", "type": "end"},
         ],
-        [("start", "big")],
+        [("start", "big"), ("big", "yes", "true"), ("big", "no", "false")],
     )
-    definition["threads"][0]["connections"] += [
-        {"source": "big", "source_port": "true", "target": "yes"},
-        {"source": "big", "source_port": "false", "target": "no"},
-    ]
     saved = await loom.processes.save("acme", "alice", definition)
     ids = [
         (

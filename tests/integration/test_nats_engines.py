@@ -19,6 +19,7 @@ from domain.events import ExecutionCompleted, NodeCompleted
 from domain.ports import StoreUnavailable
 from infra.settings import Settings
 from services.bootstrap import Loom
+from services.roles.engine import worker
 from tests.nats_support import eventually
 from tests.support import SECRETS_KEY
 
@@ -278,3 +279,75 @@ async def test_a_webhook_answers_the_output_an_engine_apart_produced(looms: Any,
     assert [a.status for a in answers] == [200] * 10
     assert all(a.body["done"]["body"] == {"ok": True} for a in answers)
     assert len(_Hook.calls) == 10
+
+
+async def test_a_signal_posted_to_the_api_wakes_the_wait_and_an_engine_apart_runs_what_follows(
+    looms: Any, hook: str
+) -> None:
+    # The api records the signal and what it decides; the http call after it is an
+    # engine's, reached through the work item the signal queued (the wait has no timer,
+    # so no engine held the execution meanwhile). The projector apart keeps the inbox.
+    api = await looms("api")
+    await looms("engine")
+    await looms("projector")
+    saved = await api.processes.save(
+        "acme",
+        "alice",
+        chain(
+            {"key": "approve", "type": "signal", "params": {"name": "approval"}},
+            {"key": "call", "type": "http", "params": {"method": "POST", "url": hook + "/ok"}},
+        ),
+    )
+    started = await api.executions.start("acme", "alice", saved["process_id"], None, {})
+    execution_id = started.execution_id
+
+    async def listed() -> bool:
+        waits = await api.signals.waiting("acme")
+        return [w.execution_id for w in waits] == [execution_id]
+
+    await eventually(listed, 20)
+    sent = await api.signals.send("acme", "bob", execution_id, "approval", {"ok": True})
+    assert sent.status == "running"
+
+    await eventually(lambda: finished(api, execution_id), 20)
+    status = await api.executions.status("acme", execution_id)
+    assert status.status == "completed"
+    assert status.nodes["approve"].output["by"] == "bob"
+    assert _Hook.calls == ["/ok"]
+    await eventually(lambda: _empty(api.signals.waiting("acme")), 20)
+
+
+async def _empty(waits: Any) -> bool:
+    return not await waits
+
+
+async def test_a_signal_for_a_wait_with_a_timeout_runs_what_follows_before_the_timeout(
+    looms: Any, hook: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The wait's timer hands its item back for an hour; a signal cannot queue it again
+    # meanwhile, so the engines look again every SIGNAL_RECHECK_S (1 s here).
+    monkeypatch.setattr(worker, "SIGNAL_RECHECK_S", 1.0)
+    api = await looms("api")
+    await looms("engine")
+    await looms("projector")
+    saved = await api.processes.save(
+        "acme",
+        "alice",
+        chain(
+            {"key": "approve", "type": "signal", "params": {"name": "ok", "timeout_s": 3600}},
+            {"key": "call", "type": "http", "params": {"method": "POST", "url": hook + "/late"}},
+        ),
+    )
+    started = await api.executions.start("acme", "alice", saved["process_id"], None, {})
+    execution_id = started.execution_id
+    await eventually(lambda: _listed(api, execution_id), 20)
+    await asyncio.sleep(0.5)  # the engine took the item and handed it back until later
+
+    await api.signals.send("acme", "bob", execution_id, "ok", None)
+
+    await eventually(lambda: finished(api, execution_id), 20)
+    assert _Hook.calls == ["/late"]
+
+
+async def _listed(loom: Loom, execution_id: str) -> bool:
+    return [w.execution_id for w in await loom.signals.waiting("acme")] == [execution_id]

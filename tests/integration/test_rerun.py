@@ -9,93 +9,39 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
-import json
-import socket
-import threading
-from collections.abc import AsyncIterator, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
-from uuid import UUID
 
 import msgspec
 import pytest
 import uvicorn
 from litestar.testing import AsyncTestClient
 
-from domain.definition import compile_definition, parse_definition
-from domain.events import AnyEvent, ExecutionStarted
-from domain.history.replay import replay
-from infra.auth import mint_token
 from infra.settings import Settings
 from services.bootstrap import Loom, web_app
 from services.cli import main
 from services.usecases.errors import Invalid, NotFound
+from tests.harness.api import auth as harness_auth
+from tests.harness.looms import settings as harness_settings
+from tests.harness.looms import sqlite_url
+from tests.harness.replays import replays
+from tests.harness.site import Site
+from tests.harness.waits import until_finished
 from tests.support import SECRET
 
-
-class Recorder(BaseHTTPRequestHandler):
-    """/fetch answers a lead; anything else echoes its JSON body. Every request is kept."""
-
-    calls: list[tuple[str, Any]] = []
-
-    def do_GET(self) -> None:
-        self._serve()
-
-    def do_POST(self) -> None:
-        self._serve()
-
-    def _serve(self) -> None:
-        raw = self.rfile.read(int(self.headers.get("content-length") or 0))
-        body = json.loads(raw) if raw else None
-        Recorder.calls.append((self.path, body))
-        if self.path.startswith("/fetch"):
-            answer: Any = {"lead": {"id": 7, "score": 40}, "n": len(Recorder.calls)}
-        else:
-            answer = {"received": body}
-        data = json.dumps(answer).encode()
-        self.send_response(200)
-        self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
-@pytest.fixture(autouse=True)
-def loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A safety net: this module's code connects to loopback or fails."""
-    original = socket.socket.connect
-
-    def connect(sock: socket.socket, address: Any) -> Any:
-        if isinstance(address, tuple) and not ipaddress.ip_address(address[0]).is_loopback:
-            raise AssertionError(f"a test tried to connect to {address[0]}")
-        return original(sock, address)
-
-    monkeypatch.setattr(socket.socket, "connect", connect)
+pytestmark = pytest.mark.usefixtures("connects")
 
 
 @pytest.fixture
-def server() -> Iterator[str]:
-    Recorder.calls = []
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+def server(site: Site) -> str:
+    """The site's url: /fetch answers a lead, anything else echoes what it was sent."""
+    site.answer("/fetch", lambda site, _: {"lead": {"id": 7, "score": 40}, "n": len(site.requests)})
+    return site.url
 
 
 def settings(tmp_path: Path) -> Settings:
-    return Settings.from_env(
-        {
-            "LOOM_DATABASE_URL": f"sqlite:///{tmp_path}/loom.db",
-            "LOOM_HTTP_ALLOW": "127.0.0.1",
-            "LOOM_JWT_SECRET": SECRET,
-        }
-    )
+    return harness_settings(sqlite_url(tmp_path), LOOM_HTTP_ALLOW="127.0.0.1")
 
 
 @pytest.fixture
@@ -155,21 +101,10 @@ def without_fetch(server: str) -> dict[str, Any]:
     return d
 
 
-async def finished(loom: Loom, execution_id: str, tenant: str = "acme") -> dict[str, Any]:
-    """The status document, as the API sends it, once the execution ended."""
-    for _ in range(500):
-        status = await loom.executions.status(tenant, execution_id)
-        if status.status in ("completed", "failed", "cancelled"):
-            document: dict[str, Any] = msgspec.to_builtins(status)
-            return document
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"execution {execution_id} did not finish")
-
-
-async def original_run(loom: Loom, server: str) -> tuple[str, str]:
+async def original_run(loom: Loom, server: str, settle: bool = True) -> tuple[str, str]:
     saved = await loom.processes.save("acme", "alice", definition(server))
     started = await loom.executions.start("acme", "alice", saved["process_id"], None, {"id": 7})
-    status = await finished(loom, started.execution_id)
+    status = await until_finished(loom, started.execution_id, settle=settle)
     assert status["status"] == "completed"
     return str(saved["process_id"]), started.execution_id
 
@@ -182,32 +117,23 @@ async def started_event(loom: Loom, execution_id: str) -> dict[str, Any]:
     return event
 
 
-async def replays(loom: Loom, execution_id: str) -> bool:
-    history = await asyncio.to_thread(loom.store.read, "acme", UUID(execution_id))
-    started = history[0].event
-    graph = await loom.catalog.graph("acme", started.process_id, started.version)
-    report = replay(execution_id, graph, [r.event for r in history])
-    assert report.deterministic, report.divergence
-    return True
-
-
 # --- the service --------------------------------------------------------------------------
 
 
 async def test_a_rerun_from_the_middle_reuses_the_http_answer_and_calls_only_what_follows(
-    loom: Loom, server: str
+    loom: Loom, server: str, site: Site
 ) -> None:
     _, original_id = await original_run(loom, server)
     original = await loom.executions.status("acme", original_id)
-    assert [path for path, _ in Recorder.calls] == ["/fetch?id=7", "/notify"]
+    assert site.paths() == ["/fetch?id=7", "/notify"]
 
     again = await loom.executions.rerun("acme", "bob", original_id, "shape")
-    status = await finished(loom, again.execution_id)
+    status = await until_finished(loom, again.execution_id)
 
     assert again.rerun_of == original_id and again.from_ == "shape"
     assert status["status"] == "completed"
-    assert [path for path, _ in Recorder.calls] == ["/fetch?id=7", "/notify", "/notify"]
-    assert Recorder.calls[-1][1] == {"score": 80}
+    assert site.paths() == ["/fetch?id=7", "/notify", "/notify"]
+    assert site.bodies()[-1] == {"score": 80}
     assert status["output"] == original.output
     assert (status["rerun_of"], status["from"]) == (original_id, "shape")
     started = await started_event(loom, again.execution_id)
@@ -223,20 +149,22 @@ async def test_a_rerun_from_the_middle_reuses_the_http_answer_and_calls_only_wha
     assert await replays(loom, again.execution_id)
 
 
-async def test_a_rerun_of_a_rerun_still_reuses_the_first_answer(loom: Loom, server: str) -> None:
+async def test_a_rerun_of_a_rerun_still_reuses_the_first_answer(
+    loom: Loom, server: str, site: Site
+) -> None:
     _, original_id = await original_run(loom, server)
     first = await loom.executions.rerun("acme", "bob", original_id, "notify")
-    await finished(loom, first.execution_id)
+    await until_finished(loom, first.execution_id)
 
     second = await loom.executions.rerun("acme", "bob", first.execution_id, "shape")
-    status = await finished(loom, second.execution_id)
+    status = await until_finished(loom, second.execution_id)
 
     assert status["status"] == "completed"
-    assert [path for path, _ in Recorder.calls].count("/fetch?id=7") == 1
+    assert site.paths().count("/fetch?id=7") == 1
 
 
 async def test_a_rerun_on_a_newer_version_runs_the_new_definition_from_the_element(
-    loom: Loom, server: str
+    loom: Loom, server: str, site: Site
 ) -> None:
     process_id, original_id = await original_run(loom, server)
     await loom.processes.save(
@@ -248,24 +176,26 @@ async def test_a_rerun_on_a_newer_version_runs_the_new_definition_from_the_eleme
     )
 
     again = await loom.executions.rerun("acme", "bob", original_id, "notify", version=2)
-    status = await finished(loom, again.execution_id)
+    status = await until_finished(loom, again.execution_id)
 
     assert status["version"] == 2
-    assert Recorder.calls[-1] == ("/notify", {"score": 80, "v": 2})
-    assert [path for path, _ in Recorder.calls].count("/fetch?id=7") == 1
+    assert (site.paths()[-1], site.bodies()[-1]) == ("/notify", {"score": 80, "v": 2})
+    assert site.paths().count("/fetch?id=7") == 1
 
 
-async def test_a_rerun_with_a_new_input_feeds_it_to_the_trigger(loom: Loom, server: str) -> None:
+async def test_a_rerun_with_a_new_input_feeds_it_to_the_trigger(
+    loom: Loom, server: str, site: Site
+) -> None:
     _, original_id = await original_run(loom, server)
 
     again = await loom.executions.rerun("acme", "bob", original_id, "notify", input={"id": 8})
-    status = await finished(loom, again.execution_id)
+    status = await until_finished(loom, again.execution_id)
 
     started = await started_event(loom, again.execution_id)
     assert started["data"]["input"] == {"id": 8}
     assert "start" not in started["data"]["reused"]
     assert status["nodes"]["start"]["output"] == {"id": 8}
-    assert [path for path, _ in Recorder.calls].count("/fetch?id=7") == 1
+    assert site.paths().count("/fetch?id=7") == 1
 
 
 async def test_a_version_lacking_an_element_whose_output_would_be_reused_is_refused(
@@ -341,11 +271,11 @@ async def test_an_error_branch_taken_before_the_element_is_reused_as_taken(
         },
     )
     first = await loom.executions.start("acme", "alice", saved["process_id"], None, {})
-    original = await finished(loom, first.execution_id)
+    original = await until_finished(loom, first.execution_id)
     assert original["output"] == {"done": {"tries": 1}}
 
     again = await loom.executions.rerun("acme", "bob", first.execution_id, "note")
-    status = await finished(loom, again.execution_id)
+    status = await until_finished(loom, again.execution_id)
 
     started = await started_event(loom, again.execution_id)
     assert started["data"]["reused"]["fetch"]["port"] == "error"
@@ -358,13 +288,15 @@ async def test_an_error_branch_taken_before_the_element_is_reused_as_taken(
 
 
 def auth(tenant: str = "acme", sub: str = "bob") -> dict[str, str]:
-    return {"Authorization": f"Bearer {mint_token(SECRET, tenant, sub)}"}
+    return harness_auth(tenant, sub)
 
 
-async def test_the_rerun_route_answers_202_422_and_404(tmp_path: Path, server: str) -> None:
+async def test_the_rerun_route_answers_202_422_and_404(
+    tmp_path: Path, server: str, site: Site
+) -> None:
     loom = Loom(settings(tmp_path))
     async with AsyncTestClient(app=web_app(loom)) as client:
-        _, original_id = await original_run(loom, server)
+        _, original_id = await original_run(loom, server, settle=False)
         url = f"/api/v1/executions/{original_id}/rerun"
 
         accepted = await client.post(url, json={"from": "shape"}, headers=auth())
@@ -376,14 +308,14 @@ async def test_the_rerun_route_answers_202_422_and_404(tmp_path: Path, server: s
         assert accepted.status_code == 202, accepted.text
         body = accepted.json()
         assert (body["rerun_of"], body["from"]) == (original_id, "shape")
-        status = await finished(loom, body["execution_id"])
+        status = await until_finished(loom, body["execution_id"], settle=False)
         assert status["status"] == "completed"
         assert status["started_by"] == "bob"
         assert (unknown.status_code, unknown.json()["key"]) == (422, "nope")
         assert no_from.status_code in (400, 422)
         assert theirs.status_code == 404
         assert no_version.status_code == 404
-        assert [path for path, _ in Recorder.calls].count("/fetch?id=7") == 1
+        assert site.paths().count("/fetch?id=7") == 1
 
 
 async def test_the_start_route_takes_an_execution_timeout(tmp_path: Path, server: str) -> None:
@@ -403,7 +335,7 @@ async def test_the_start_route_takes_an_execution_timeout(tmp_path: Path, server
         assert refused.status_code in (400, 422)
         execution_id = started.json()["execution_id"]
         assert (await started_event(loom, execution_id))["data"]["timeout_s"] == 120
-        assert (await finished(loom, execution_id))["status"] == "completed"
+        assert (await until_finished(loom, execution_id, settle=False))["status"] == "completed"
 
 
 # --- loom rerun ---------------------------------------------------------------------------------
@@ -427,6 +359,7 @@ async def serving(loom: Loom) -> AsyncIterator[str]:
 async def test_loom_rerun_starts_a_rerun_through_the_running_api(
     tmp_path: Path,
     server: str,
+    site: Site,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -459,7 +392,7 @@ async def test_loom_rerun_starts_a_rerun_through_the_running_api(
 
         assert code == 0
         assert answer["rerun_of"] == original_id
-        status = await finished(loom, answer["execution_id"])
+        status = await until_finished(loom, answer["execution_id"])
         assert (status["status"], status["started_by"], status["from"]) == (
             "completed",
             "carol",
@@ -467,34 +400,4 @@ async def test_loom_rerun_starts_a_rerun_through_the_running_api(
         )
         assert refused == 1
         assert refusal["key"] == "nope"
-        assert [path for path, _ in Recorder.calls].count("/fetch?id=7") == 1
-
-
-# --- the committed history ----------------------------------------------------------------------
-
-HISTORY = Path(__file__).resolve().parents[1] / "histories" / "rerun_from_middle.json"
-
-
-class History(msgspec.Struct):
-    definition: dict[str, Any]
-    events: list[AnyEvent]
-
-
-def test_the_committed_rerun_history_replays_and_a_changed_reused_output_diverges() -> None:
-    history = msgspec.json.decode(HISTORY.read_bytes(), type=History)
-    graph = compile_definition(parse_definition(history.definition))
-    started = history.events[0]
-    assert isinstance(started, ExecutionStarted) and started.from_element == "shape"
-    reused = dict(started.reused)
-    reused["fetch"] = {**reused["fetch"], "output": {"status": 200, "body": {"score": 1}}}
-    tampered = [msgspec.structs.replace(started, reused=reused), *history.events[1:]]
-
-    assert replay("ex-1", graph, history.events).deterministic
-    report = replay("ex-1", graph, tampered)
-
-    assert report.divergence is not None
-    assert report.divergence.expected is not None
-    assert (report.divergence.expected["type"], report.divergence.expected["element"]) == (
-        "NodeCompleted",
-        "fetch",
-    )
+        assert site.paths().count("/fetch?id=7") == 1

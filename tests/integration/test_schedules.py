@@ -11,48 +11,28 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
-from uuid import UUID
 
 import pytest
 
 from domain.clock import iso, parse_iso
-from domain.events import ExecutionStarted, ProcessSaved
+from domain.events import ProcessSaved
 from domain.schedules import tick_execution_id
 from infra.settings import Settings
 from services.bootstrap import Loom
+from tests.harness.schedules import (
+    T0,
+    clock_at,
+    every,
+    executions_of,
+    move,
+    process,
+    save,
+    started,
+    tick_started,
+    ticks,
+)
 from tests.nats_support import eventually
 from tests.support import SECRETS_KEY
-
-T0 = parse_iso("2026-01-05T00:00:00Z")  # a multiple of 60 s: every_s ticks sit on a grid
-
-
-class Clock:
-    def __init__(self, t: float) -> None:
-        self.t = t
-
-    def now(self) -> float:
-        return self.t
-
-
-def process(name: str, triggers: list[dict[str, Any]]) -> dict[str, Any]:
-    return {
-        "project": "Schedules",
-        "app": "Jobs",
-        "name": name,
-        "threads": [
-            {
-                "key": "main",
-                "elements": [{"key": "start", "type": "trigger"}, {"key": "done", "type": "end"}],
-                "connections": [{"source": "start", "target": "done"}],
-            }
-        ],
-        "triggers": triggers,
-    }
-
-
-def every(key: str, seconds: float, **more: Any) -> dict[str, Any]:
-    return {"key": key, "type": "schedule", "every_s": seconds, **more}
-
 
 Opener = Callable[..., Awaitable[Loom]]
 
@@ -80,52 +60,10 @@ async def stop(loom: Loom) -> None:
     loom.stopped = True  # type: ignore[attr-defined]
 
 
-def move(clock: Clock, to: float, *looms: Loom) -> None:
-    clock.t = to
-    for loom in looms:
-        assert loom.scheduler is not None
-        loom.scheduler.wake()
-
-
-async def save(loom: Loom, body: dict[str, Any], **kw: Any) -> str:
-    saved = await loom.processes.save("acme", "alice", body, **kw)
-    return str(saved["process_id"])
-
-
-def started(loom: Loom, process_id: str, key: str, tick: float) -> ExecutionStarted | None:
-    stream = UUID(tick_execution_id("acme", process_id, key, tick))
-    history = loom.store.read("acme", stream, upto=1)
-    return history[0].event if history and isinstance(history[0].event, ExecutionStarted) else None
-
-
-async def tick_started(loom: Loom, process_id: str, key: str, tick: float) -> None:
-    async def check() -> bool:
-        return started(loom, process_id, key, tick) is not None
-
-    await eventually(check, 15)
-
-
-def executions_of(loom: Loom, process_id: str) -> list[ExecutionStarted]:
-    """Every execution of the process in the store, in the order they started."""
-    found, after = [], 0
-    while batch := loom.store.read_all("acme", after=after, limit=1000):
-        after = batch[-1].position
-        found += [
-            r.event
-            for r in batch
-            if isinstance(r.event, ExecutionStarted) and r.event.process_id == process_id
-        ]
-    return found
-
-
-def ticks(loom: Loom, process_id: str) -> list[str]:
-    return sorted(e.input["scheduled_at"] for e in executions_of(loom, process_id))
-
-
 async def test_every_tick_of_an_interval_starts_one_execution_with_the_schedules_input(
     looms: Opener,
 ) -> None:
-    clock = Clock(T0 + 1)
+    clock = clock_at(T0 + 1)
     loom = await looms(clock)
     pid = await save(loom, process("Hourly", [every("tick", 60, input={"report": "sales"})]))
 
@@ -172,7 +110,7 @@ async def test_every_tick_of_an_interval_starts_one_execution_with_the_schedules
 async def test_a_cron_in_a_time_zone_fires_at_the_right_instants_across_daylight_saving(
     looms: Opener, cron: str, saved_at: str, until: str, expected: list[str]
 ) -> None:
-    clock = Clock(parse_iso(saved_at))
+    clock = clock_at(parse_iso(saved_at))
     loom = await looms(clock)
     schedule = {"key": "ny", "type": "schedule", "cron": cron, "timezone": "America/New_York"}
     pid = await save(loom, process("Morning", [schedule]))
@@ -190,7 +128,7 @@ async def test_a_cron_in_a_time_zone_fires_at_the_right_instants_across_daylight
 async def test_ticks_missed_while_no_engine_ran_start_as_catch_up_says(
     looms: Opener, catch_up: str, expected: list[int]
 ) -> None:
-    clock = Clock(T0 + 1)
+    clock = clock_at(T0 + 1)
     first = await looms(clock)
     pid = await save(first, process("Nightly", [every("job", 60, catch_up=catch_up)]))
     move(clock, T0 + 60.5, first)
@@ -210,7 +148,7 @@ async def test_ticks_missed_while_no_engine_ran_start_as_catch_up_says(
 async def test_a_schedule_dropped_by_a_new_version_or_archived_stops_at_once(
     looms: Opener, how: str
 ) -> None:
-    clock = Clock(T0 + 1)
+    clock = clock_at(T0 + 1)
     loom = await looms(clock)
     pid = await save(loom, process("Stopped", [every("job", 60)]))
     marker = await save(loom, process("Marker", [every("beat", 60)]))
@@ -235,7 +173,7 @@ async def test_a_schedule_dropped_by_a_new_version_or_archived_stops_at_once(
 async def test_a_new_version_that_changes_a_schedule_fires_the_new_one_only(
     looms: Opener,
 ) -> None:
-    clock = Clock(T0 + 1)
+    clock = clock_at(T0 + 1)
     loom = await looms(clock)
     pid = await save(loom, process("Changed", [every("job", 60)]))
     move(clock, T0 + 60.5, loom)
@@ -255,7 +193,7 @@ async def test_two_looms_on_one_postgresql_start_each_tick_once(
 ) -> None:
     if not database_url.startswith("postgresql"):
         pytest.skip("two Looms share one database on PostgreSQL")
-    clock = Clock(T0 + 1)
+    clock = clock_at(T0 + 1)
     one, two = await looms(clock), await looms(clock)
     pid = await save(one, process("Shared", [every("job", 60)]))
 
@@ -296,7 +234,7 @@ async def test_on_the_wall_clock_a_schedule_every_second_starts_executions(
 async def test_a_tick_started_but_not_noted_before_a_crash_is_not_started_twice(
     looms: Opener,
 ) -> None:
-    clock = Clock(T0 + 1)
+    clock = clock_at(T0 + 1)
     first = await looms(clock)
     pid = await save(first, process("Crashing", [every("job", 60, catch_up="all")]))
     # The Loom dies between a tick's start committing and the index noting it fired.
@@ -318,7 +256,7 @@ async def test_a_tick_started_but_not_noted_before_a_crash_is_not_started_twice(
 async def test_a_save_cut_short_before_its_schedule_was_indexed_fires_after_a_restart(
     looms: Opener,
 ) -> None:
-    clock = Clock(T0 + 1)
+    clock = clock_at(T0 + 1)
     first = await looms(clock)
 
     def lost(*_: Any) -> None:

@@ -11,9 +11,9 @@ import pytest
 from domain.clock import iso
 from infra.settings import Settings
 from services.bootstrap import Loom
-from tests.integration.test_schedules import (
+from tests.harness.schedules import (
     T0,
-    Clock,
+    clock_at,
     every,
     executions_of,
     move,
@@ -38,7 +38,7 @@ def settings(postgres_url: str, postgres_schema: str, nats_url: str) -> Settings
 async def looms(settings: Settings) -> AsyncIterator[Any]:
     started: list[Loom] = []
 
-    async def loom(clock: Clock, *roles: str) -> Loom:
+    async def loom(clock: Any, *roles: str) -> Loom:
         started.append(Loom(settings, roles=roles, clock=clock))
         await started[-1].start()
         return started[-1]
@@ -49,7 +49,7 @@ async def looms(settings: Settings) -> AsyncIterator[Any]:
 
 
 async def test_two_engines_apart_start_each_tick_once_and_the_api_fires_none(looms: Any) -> None:
-    clock = Clock(T0 + 1)
+    clock = clock_at(T0 + 1)
     api = await looms(clock, "api")
     engines = [await looms(clock, "engine"), await looms(clock, "engine", "projector")]
     assert api.scheduler is None

@@ -567,8 +567,15 @@ async def test_no_stored_byte_holds_a_value_in_the_clear(
             }
         ]
     )
-    await app.finished(await app.run(saved.json()["process_id"]))
-    await app.loom.projector.settled()
+    execution_id = await app.run(saved.json()["process_id"])
+    await app.finished(execution_id)
+    for _ in range(500):  # the read model's file or table holds the finished document
+        stored = await asyncio.to_thread(app.loom.statuses.get, "acme", execution_id)
+        if stored is not None and stored.status == "completed":
+            break
+        await asyncio.sleep(0.02)
+    else:
+        raise AssertionError("the read model never saved the finished execution")
 
     if app.env["LOOM_DATABASE_URL"].startswith("sqlite:"):
         files = [p for p in tmp_path.rglob("*") if p.is_file()]

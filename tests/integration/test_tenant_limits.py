@@ -14,18 +14,11 @@ from litestar.testing import AsyncTestClient
 
 from infra.settings import Settings
 from services.bootstrap import Loom, web_app
-from tests.integration.test_api import (
-    ALICE,
-    EXAMPLE,
-    auth,
-    create,
-    eventually,
-    finished,
-    listed,
-    start,
-    with_delay,
-)
-from tests.support import SECRET
+from tests.harness.api import ALICE, auth, create, finished, listed, start
+from tests.harness.waits import until
+from tests.support import SECRET, contract_example, with_delay
+
+EXAMPLE = contract_example()
 
 Client = AsyncTestClient[Any]
 BOB = auth("globex", "bob")
@@ -84,7 +77,7 @@ async def test_a_tenant_past_its_starts_per_second_gets_429_and_another_tenant_d
         ours, theirs = await create(client, EXAMPLE), await create(client, EXAMPLE, BOB)
         for _ in range(10):  # the burst: twice the rate
             await start(client, ours, {"amount": 70})
-        await eventually(lambda: _listed_count(client, ALICE, 10), "the ten listed")
+        await until(lambda: _listed_count(client, ALICE, 10), "the ten listed")
         before = await listed(client)
 
         refused = await post_start(client, ours)
@@ -134,7 +127,7 @@ async def test_a_tenant_at_its_running_limit_gets_429_until_one_ends(
         waits, theirs = await create(client, with_delay(3600)), await create(client, EXAMPLE, BOB)
         first = await start(client, waits)
         await start(client, waits)
-        await eventually(lambda: _listed_count(client, ALICE, 2), "both listed")
+        await until(lambda: _listed_count(client, ALICE, 2), "both listed")
         before = await listed(client)
 
         refused = await post_start(client, waits)
@@ -148,7 +141,7 @@ async def test_a_tenant_at_its_running_limit_gets_429_until_one_ends(
 
         cancelled = await client.post(f"/api/v1/executions/{first}/cancel", headers=ALICE)
         assert cancelled.status_code == 200, cancelled.text
-        await eventually(
+        await until(
             lambda: _listed_count(client, ALICE, 1, status="cancelled"), "the cancel listed"
         )
         clock.t += max(3.0, math.ceil(int(refused.headers["Retry-After"])))

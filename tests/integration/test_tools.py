@@ -6,7 +6,6 @@ pointing at the store the engine wrote; stdout is what a user would read.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import threading
 from collections.abc import Callable, Iterator
@@ -27,6 +26,7 @@ from infra.store import open_event_store
 from services.bootstrap import Loom, open_status_store, web_app
 from services.cli import main
 from services.tools import archive as archive_tool
+from tests.harness.waits import until_finished
 from tests.support import SECRET
 
 # --- an HTTP endpoint that counts the calls made to it -------------------------------
@@ -131,16 +131,6 @@ class Recorded(msgspec.Struct):
     foreign: str  # another tenant's execution
 
 
-async def _until_finished(loom: Loom, tenant: str, execution_id: str) -> dict[str, Any]:
-    for _ in range(400):
-        status = await loom.executions.status(tenant, execution_id)
-        if status.status in ("completed", "failed", "cancelled"):
-            document: dict[str, Any] = msgspec.to_builtins(status)
-            return document
-        await asyncio.sleep(0.025)
-    raise AssertionError(f"execution {execution_id} did not finish")
-
-
 @pytest.fixture
 async def recorded(database_url: str, hook: str) -> Recorded:
     settings = Settings.from_env(
@@ -162,8 +152,8 @@ async def recorded(database_url: str, hook: str) -> Recorded:
             "globex", "gina", other["process_id"], None, {"amount": 1}
         )
         for tenant, started in [("acme", big), ("acme", small), ("acme", upgraded)]:
-            await _until_finished(loom, tenant, started.execution_id)
-        await _until_finished(loom, "globex", foreign.execution_id)
+            await until_finished(loom, started.execution_id, tenant)
+        await until_finished(loom, foreign.execution_id, "globex")
         await loom.projector.settled()
     finally:
         await loom.stop()

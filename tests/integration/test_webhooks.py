@@ -430,3 +430,42 @@ async def test_an_imported_process_answers_at_its_hook(
         assert called.status_code == 202, called.text
         status = await _finished(client, called.json()["execution_id"])
     assert status["output"]["done"]["body"] == {"n": 1}
+
+
+async def test_a_flood_on_one_hook_is_bounded_and_starts_nothing_more(tmp_path: Any) -> None:
+    from services.usecases.tenant_limits import TenantOverLimit
+    from services.usecases.webhooks import HookCall, WebhookService
+
+    env = {"LOOM_DATABASE_URL": f"sqlite:///{tmp_path}/loom.db", "LOOM_JWT_SECRET": SECRET}
+    loom = Loom(Settings.from_env(env))
+    await loom.start()
+    hooks = WebhookService(loom.processes, loom.executions, loom.secrets, max_in_flight=2)
+    body = process([{"key": "slow", "type": "webhook", "respond": "output", "timeout_s": 30}])
+    body["threads"][0]["elements"][1] = {"key": "shape", "type": "delay", "params": {"seconds": 60}}
+    saved = await loom.processes.save("acme", "alice", body)
+    token = _url(saved, "slow").removeprefix("/hooks/")
+
+    def call(n: int) -> HookCall:
+        return HookCall(token=token, method="POST", body=b"{}", query={"n": str(n)}, headers={})
+
+    try:
+        held = [asyncio.create_task(hooks.deliver(call(n))) for n in range(2)]
+        for _ in range(500):  # both are in flight once both executions exist
+            page = await loom.executions.list("acme", saved["process_id"], None, 50, None)
+            if len(page.items) == 2:
+                break
+            await asyncio.sleep(0.02)
+
+        with pytest.raises(TenantOverLimit) as refused:
+            await hooks.deliver(call(3))
+
+        assert refused.value.retry_after_s == 1
+        for task in held:
+            task.cancel()
+        await asyncio.gather(*held, return_exceptions=True)
+        # Once those calls are over, the hook takes calls again: this one is let in and
+        # waits on its execution (cut short here) instead of being refused.
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(hooks.deliver(call(4)), 0.5)
+    finally:
+        await loom.stop()

@@ -52,14 +52,17 @@ def record(
     input: Any,
     answers: dict[str, list[Any]] | None = None,
     cancel_when_waiting: bool = False,
+    signals: list[tuple[str, Any, str]] | None = None,
 ) -> list[Event]:
     """Run a definition through the aggregate as the engine would, one second per step.
 
     Effects in flight are answered in order from `answers[key]` (an output, or a Failure);
+    then `signals` (name, data, actor) are sent one a step while an element waits;
     timers fire at their wake-up time. With `cancel_when_waiting`, the first time nothing
     is in flight and only timers remain, the execution is cancelled instead.
     """
     scripted = {key: list(outcomes) for key, outcomes in (answers or {}).items()}
+    to_send = list(signals or [])
     graph = _compile(definition)
     started = ExecutionStarted(at=T0, actor="alice", process_id="proc-1", version=1, input=input)
     execution, events = Execution.start("ex-1", graph, started)
@@ -75,6 +78,9 @@ def record(
                 events += execution.fail(key, attempt, outcome.error, iso(now), ENGINE)
             else:
                 events += execution.complete(key, attempt, outcome, iso(now), ENGINE)
+        elif to_send and execution.waiting():
+            name, data, actor = to_send.pop(0)
+            events += execution.signal(name, data, iso(now), actor)
         elif execution.timers():
             if cancel_when_waiting:
                 events += execution.cancel(iso(now), "bob", reason="no longer needed")
@@ -319,6 +325,35 @@ SCENARIOS: dict[str, tuple[Any, ...]] = {
         {"s": "x" * 4_000},
         None,
     ),
+    "signal": (
+        process(
+            (
+                [
+                    el("start", "trigger"),
+                    el(
+                        "approve",
+                        "signal",
+                        name="approval",
+                        timeout_s=3600,
+                        schema={"type": "object", "required": ["ok"]},
+                    ),
+                    el("reminder", "signal", name="reminder", timeout_s=60),
+                    el("approved", "end"),
+                    el("unreminded", "end"),
+                ],
+                [
+                    edge("start", "approve"),
+                    edge("start", "reminder"),
+                    edge("approve", "approved"),
+                    edge("reminder", "unreminded", "error"),
+                ],
+            )
+        ),
+        {"lead": "bob"},
+        None,
+        False,
+        [("approval", {"ok": True}, "carol")],
+    ),
     "agent": (
         process(
             (
@@ -453,16 +488,26 @@ def test_a_replay_reads_effect_answers_from_the_history_and_calls_nothing(monkey
     monkeypatch.setattr(socket, "create_connection", no_network)
     history = _load(HISTORIES / "http.json")
     graph = _compile(history.definition)
-    recorded = [e for e in history.events if isinstance(e, NodeCompleted) and e.element == "call"]
+    # The same history, but the CRM had answered another owner: what the replay
+    # decides after the call follows the answer the history holds, not a fresh one.
+    answered_dave = [
+        msgspec.structs.replace(e, output=HTTP_ANSWER | {"body": {"owner": "dave"}})
+        if isinstance(e, NodeCompleted) and e.element == "call"
+        else e
+        for e in history.events
+    ]
 
     report = replay("ex-1", graph, history.events)
     rebuilt = Execution.rebuild("ex-1", graph, history.events)
+    dave = replay("ex-1", graph, answered_dave)
 
     assert report.deterministic
-    assert [e.output for e in recorded] == [HTTP_ANSWER]
     assert rebuilt.nodes["call"].output == HTTP_ANSWER
     assert rebuilt.nodes["call"].attempts == 2
     assert rebuilt.output == {"done": "carol"}
+    assert dave.divergence is not None  # it decided "dave" where the history says "carol"
+    assert dave.divergence.decided is not None
+    assert dave.divergence.decided["element"] == "owner"
 
 
 def test_the_recorder_retries_waits_and_answers_like_the_engine():

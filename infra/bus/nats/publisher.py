@@ -84,29 +84,41 @@ class JetStreamPublisher:
             for future in futures:
                 future.cancel()  # frees nats-py's in-flight slot of any ack still awaited
 
-    async def publish_work(self, tenant: str, execution_ids: Sequence[UUID]) -> None:
-        """Queue each execution for an engine, unless an item for it is queued or held already."""
-        if not execution_ids:
+    async def publish_work(
+        self, tenant: str, execution_ids: Sequence[UUID], woken: Sequence[tuple[UUID, int]] = ()
+    ) -> None:
+        """Queue each execution for an engine, unless an item for it is queued or held already.
+
+        `woken`: (execution, seq of the event that woke it), queued under an id of that
+        event, so an execution whose earlier item was acked within the deduplication
+        window is queued again.
+        """
+        if not execution_ids and not woken:
             return
         if not self._client.is_connected:
             raise PublishFailed("not connected to NATS")
         js = await self._client.jetstream()
 
-        async def queue(execution_id: UUID) -> None:
+        async def queue(execution_id: UUID, seq: int | None = None) -> None:
+            msg_id = work_msg_id(tenant, execution_id)
+            if seq is not None:
+                msg_id += f":{seq}"
             # Not publish_async: nats-py never settles its future on an API error.
             try:
                 await js.publish(
                     work_subject(self.prefix, tenant, execution_id),
                     b"",
                     timeout=self._ack_timeout,
-                    headers={MSG_ID: work_msg_id(tenant, execution_id)},
+                    headers={MSG_ID: msg_id},
                 )
             except nats.js.errors.APIError as exc:
                 if exc.err_code != _ONE_PER_SUBJECT:
                     raise
 
         try:
-            await asyncio.gather(*(queue(e) for e in execution_ids))
+            await asyncio.gather(
+                *(queue(e) for e in execution_ids), *(queue(e, seq) for e, seq in woken)
+            )
         except (TimeoutError, nats.errors.Error, nats.js.errors.Error) as exc:
             raise PublishFailed(f"{type(exc).__name__}: {exc}") from exc
 

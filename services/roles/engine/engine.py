@@ -145,6 +145,25 @@ class Engine:
             tenant, execution_id, lambda ex: ex.cancel(self.now(), actor), retry_stale=False
         )
 
+    async def signal(
+        self,
+        tenant: str,
+        execution_id: str,
+        name: str,
+        data: Any,
+        actor: str,
+        idempotency_key: str | None = None,
+        request_hash: str | None = None,
+    ) -> Execution:
+        """Record a signal and what it decides (the element that takes it, what follows)
+        in one commit; raises InvalidCommand when the execution has ended."""
+
+        def decide(execution: Execution) -> list[Event]:
+            now = self.now()
+            return execution.signal(name, data, now, actor, idempotency_key, request_hash)
+
+        return await self._command(tenant, execution_id, decide)
+
     async def load(self, tenant: str, execution_id: str) -> Execution | None:
         return await self._get(tenant, execution_id)
 

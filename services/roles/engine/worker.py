@@ -29,6 +29,11 @@ from projections.status import StatusStore
 
 log = structlog.get_logger("loom.worker")
 
+# An execution waiting for a signal with a timeout is handed back until at most this
+# long: a signal recorded meanwhile cannot queue it again (its item waits in the queue
+# for the timeout), so whatever follows the signal starts within this.
+SIGNAL_RECHECK_S = 60.0
+
 
 class DrivenEngine(Protocol):
     """What the worker needs of services.roles.engine.engine.Engine."""
@@ -174,7 +179,10 @@ class Worker:
                     await item.ack()  # nothing left to wait for
                     return
                 elif wake - now > self._hold_timers_s:
-                    await item.nak(delay=wake - now)
+                    delay = wake - now
+                    if execution.waiting():
+                        delay = min(delay, SIGNAL_RECHECK_S)
+                    await item.nak(delay=delay)
                     return
                 timeout = self._check_s if wake is None else min(self._check_s, wake - now)
                 woken = True

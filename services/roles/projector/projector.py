@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter, OrderedDict, defaultdict
-from collections.abc import Awaitable, Callable, Generator, Sequence
+from collections.abc import Awaitable, Callable, Generator, Iterable, Sequence
 from functools import partial
 from typing import Any
 from uuid import UUID
@@ -26,6 +26,7 @@ import structlog
 
 from domain.events import EXECUTION_EVENT_TYPES
 from domain.ports import EventStore, RecordedEvent, StoreUnavailable
+from projections.inbox import InboxRow, InboxStore, inbox_row
 from projections.status import (
     ExecutionStatus,
     StatusStore,
@@ -66,9 +67,17 @@ class _Queued:
 
 
 class Projector:
-    def __init__(self, store: EventStore, statuses: StatusStore, *, cache_size: int = 5000) -> None:
+    def __init__(
+        self,
+        store: EventStore,
+        statuses: StatusStore,
+        *,
+        cache_size: int = 5000,
+        signals: InboxStore | None = None,
+    ) -> None:
         self._store = store
         self._statuses = statuses
+        self._signals = signals  # the inbox of waiting signals, saved before the statuses
         self._cache_size = cache_size
         # Owned by the event loop: only coroutines and bus handlers touch these.
         self._docs: OrderedDict[Key, ExecutionStatus] = OrderedDict()
@@ -347,7 +356,10 @@ class Projector:
         rows = [status_row(doc) for doc in docs.values()]
         if not rows and position is None:
             return
+        waits = [] if self._signals is None else _inbox_rows(docs.values())
         try:
+            if waits and self._signals is not None:
+                yield partial(self._signals.save, tenant, waits)
             yield partial(self._statuses.save, tenant, rows, position)
         except BaseException:
             # Newer folds made meanwhile stay; put back what this write lost.
@@ -384,6 +396,8 @@ class Projector:
     def rebuild(self, tenant: str) -> int:
         """Forget the tenant's read model and fold it again from the store (blocking)."""
         self._statuses.reset(tenant)
+        if self._signals is not None:
+            self._signals.reset(tenant)
         for key in [key for key in self._docs if key[0] == tenant]:
             del self._docs[key]
         self._unsaved.pop(tenant, None)
@@ -423,6 +437,10 @@ def _run_here(steps: Steps) -> None:
         return
     coroutine.close()
     raise RuntimeError("a blocking fold suspended")
+
+
+def _inbox_rows(docs: Iterable[ExecutionStatus]) -> list[InboxRow]:
+    return [row for row in map(inbox_row, docs) if row is not None]
 
 
 _EXECUTION_EVENT_TYPES = frozenset(EXECUTION_EVENT_TYPES)

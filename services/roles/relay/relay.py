@@ -14,7 +14,9 @@ woken by the local engine's publish (the in-process bus), by other processes'
 wake-ups, and by a poll every `poll_s` that covers anything else.
 
 Each ExecutionStarted also yields one work item for the engines, unless the
-execution already finished in the same batch (a run of pure elements).
+execution already finished in the same batch (a run of pure elements); so does
+each SignalReceived (under an id of its own, since the start's item may have been
+acked within the deduplication window), which wakes an execution no engine holds.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from uuid import UUID
 
 import structlog
 
-from domain.events import TERMINAL_EVENTS, ExecutionStarted
+from domain.events import TERMINAL_EVENTS, ExecutionStarted, SignalReceived
 from domain.ports import EventStore, RecordedEvent, RelayState
 
 log = structlog.get_logger("loom.relay")
@@ -44,7 +46,11 @@ class Outbox(Protocol):
         """Publish in order now; the awaitable settles once every event is acknowledged."""
         ...
 
-    async def publish_work(self, tenant: str, execution_ids: Sequence[UUID]) -> None: ...
+    async def publish_work(
+        self, tenant: str, execution_ids: Sequence[UUID], woken: Sequence[tuple[UUID, int]] = ()
+    ) -> None:
+        """Queue executions for an engine; `woken` (id, seq of a signal) queue them again."""
+        ...
 
     async def wake(self, tenant: str) -> None:
         """Tell the leading relay, wherever it runs, that `tenant` has new events."""
@@ -61,6 +67,7 @@ class _Sent(NamedTuple):
     size: int
     work: list[UUID]
     acked: asyncio.Future[None]
+    woken: list[tuple[UUID, int]] = []  # executions a signal may wake: (id, its seq)
 
 
 class Relay:
@@ -234,7 +241,14 @@ class Relay:
             acked = asyncio.ensure_future(await self._outbox.send(tenant, events))
             after = self._sent[tenant] = events[-1].position
             self._inflight.append(
-                _Sent(tenant, after, len(events), _needing_an_engine(events), acked)
+                _Sent(
+                    tenant,
+                    after,
+                    len(events),
+                    _needing_an_engine(events),
+                    acked,
+                    _woken_by_signals(events),
+                )
             )
             if len(events) < self._batch:
                 return
@@ -257,8 +271,8 @@ class Relay:
         while self._inflight and self._inflight[0].acked.done():
             sent = self._inflight[0]
             sent.acked.result()  # raises PublishFailed: the caller starts over from _acked
-            if sent.work:
-                await self._outbox.publish_work(sent.tenant, sent.work)
+            if sent.work or sent.woken:
+                await self._outbox.publish_work(sent.tenant, sent.work, sent.woken)
             self._inflight.popleft()
             self._acked[sent.tenant] = sent.position
             self._unsaved.add(sent.tenant)
@@ -307,3 +321,12 @@ def _needing_an_engine(events: Sequence[RecordedEvent]) -> list[UUID]:
         return []
     finished = {r.stream_id for r in events if isinstance(r.event, TERMINAL_EVENTS)}
     return [stream for stream in started if stream not in finished]
+
+
+def _woken_by_signals(events: Sequence[RecordedEvent]) -> list[tuple[UUID, int]]:
+    finished = {r.stream_id for r in events if isinstance(r.event, TERMINAL_EVENTS)}
+    return [
+        (r.stream_id, r.seq)
+        for r in events
+        if isinstance(r.event, SignalReceived) and r.stream_id not in finished
+    ]

@@ -1,5 +1,5 @@
 // The History tab's list: the process's executions, newest first, a page at a
-// time, and opening one (its status and events) to show on the canvas. What an
+// time, each with how it was started (triggers.js), and opening one (its status and events) to show on the canvas. What an
 // opened execution shows below the list — its head, the time slider, the
 // timeline — is historydetail.js; stepping through it is timetravel.js.
 
@@ -7,6 +7,7 @@ import { api, ApiError } from "./api.js";
 import { renderDetail, renderLabel, renderTimeline } from "./historydetail.js";
 import { foldEvents, fromStatus } from "./run.js";
 import { probeStateApi, stepTo } from "./timetravel.js";
+import { startedHow } from "./triggers.js";
 import { clear, duration, Emitter, h, relativeTime, shortId } from "./util.js";
 
 /**
@@ -25,6 +26,7 @@ import { clear, duration, Emitter, h, relativeTime, shortId } from "./util.js";
  * @property {string|null} finished_at
  * @property {string|null} started_by
  * @property {string|null} rerun_of
+ * @property {import("./triggers.js").ExecutionTrigger} [trigger]  what started it; absent on very old executions
  *
  * @typedef {object} ExecutionPage
  * @property {ExecutionSummary[]} items  newest first
@@ -43,6 +45,7 @@ function listed(/** @type {ExecutionSummary} */ summary) {
     completed_at: summary.finished_at,
     created_by: summary.started_by,
     rerun_of: summary.rerun_of,
+    trigger: summary.trigger,
   };
 }
 
@@ -157,6 +160,16 @@ export class HistoryPanel extends Emitter {
                 .filter(Boolean)
                 .join(" · "),
             ),
+            item.trigger
+              ? h(
+                  "div",
+                  {
+                    class: "exec-trigger",
+                    "data-trigger-type": item.trigger.type,
+                  },
+                  startedHow(item.trigger),
+                )
+              : null,
           ),
           h(
             "span",

@@ -14,6 +14,8 @@ const PATHS = {
   http: '<circle cx="12" cy="12" r="9.5"/><path d="M2.5 12h19M12 2.5c2.6 2.7 3.9 5.9 3.9 9.5s-1.3 6.8-3.9 9.5c-2.6-2.7-3.9-5.9-3.9-9.5S9.4 5.2 12 2.5z"/>',
   agent:
     '<path d="M12 3l1.8 5.2L19 10l-5.2 1.8L12 17l-1.8-5.2L5 10l5.2-1.8z"/><path d="M19 15.5l.8 2.2 2.2.8-2.2.8-.8 2.2-.8-2.2-2.2-.8 2.2-.8z"/>',
+  signal:
+    '<rect x="3" y="5" width="18" height="14" rx="2"/><path d="m3.5 6 8.5 7 8.5-7"/>',
   end: '<path d="M5 21V4"/><path d="M5 4h11l-2 4 2 4H5"/>',
   fail: '<path d="M7.9 2h8.2L22 7.9v8.2L16.1 22H7.9L2 16.1V7.9z"/><path d="m15 9-6 6M9 9l6 6"/>',
   unknown:
@@ -28,6 +30,7 @@ const COLORS = {
   delay: "#64748b",
   http: "#0ea5e9",
   agent: "#db2777",
+  signal: "#4f46e5",
   end: "#10b981",
   fail: "#ef4444",
 };
@@ -86,6 +89,7 @@ export function typeIconGroup(type, x, y, size) {
 export const STATE_GLYPH = {
   pending: "•",
   running: "⏳",
+  waiting: "✉",
   completed: "✓",
   failed: "✗",
   skipped: "⤼",
@@ -95,6 +99,8 @@ export const STATE_GLYPH = {
 const BADGE_PATHS = {
   pending: '<circle cx="0" cy="0" r="2.6" fill="currentColor" stroke="none"/>',
   running: '<path d="M0 -5.2a5.2 5.2 0 1 1 -5.2 5.2" class="spin"/>',
+  waiting:
+    '<rect x="-4.6" y="-3.4" width="9.2" height="6.8" rx="1"/><path d="M-4.6 -3 0 0.6 4.6 -3"/>',
   completed: '<path d="M-4.2 0.2 -1.3 3.1 4.4 -3"/>',
   failed: '<path d="M-3.4 -3.4 3.4 3.4M3.4 -3.4 -3.4 3.4"/>',
   skipped:

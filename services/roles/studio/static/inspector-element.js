@@ -1,10 +1,12 @@
 // The inspector for one element: its key (renaming it renames it everywhere),
-// its name, its parameters (inspector-params.js), its run data
+// its name, its parameters (inspector-params.js), for a thread's start the
+// process's triggers (inspector-triggers.js), its run data
 // (inspector-run.js), what it connects to, and deleting it.
 
 import { typeColor, typeIcon } from "./icons.js";
 import { paramsSection } from "./inspector-params.js";
 import { fillRun } from "./inspector-run.js";
+import { triggersSection } from "./inspector-triggers.js";
 import { h } from "./util.js";
 
 /** @typedef {import("./inspector.js").Inspector} Inspector */
@@ -122,6 +124,8 @@ export function renderElement(insp, element) {
   insp.root.append(basics);
 
   insp.root.append(paramsSection(insp, element, info));
+  // A thread's start: the process's webhooks and schedules are edited here.
+  if (element.type === "trigger") insp.root.append(triggersSection(insp));
 
   insp.runBox = h("div", { class: "insp-section", "data-section": "run" });
   insp.root.append(insp.runBox);

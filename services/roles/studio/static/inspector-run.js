@@ -4,6 +4,7 @@
 // without touching the fields above it.
 
 import { statePill } from "./icons.js";
+import { signalForm } from "./signalform.js";
 import { clear, clockTime, duration, h, pretty } from "./util.js";
 
 /** @typedef {import("./inspector.js").Inspector} Inspector */
@@ -62,6 +63,14 @@ export function fillRun(insp) {
           typeof node.error === "string" ? node.error : pretty(node.error),
         ),
       ),
+    );
+  if (
+    node.state === "waiting" &&
+    insp.run.execution_id &&
+    insp.run.status === "running"
+  )
+    card.append(
+      signalForm(insp.run.execution_id, key, insp.doc?.element(key)?.params),
     );
   if (node.input !== undefined && node.input !== null)
     card.append(

@@ -31,6 +31,7 @@ import {
 } from "./runs.js";
 import { boot, reloadAll, route } from "./routes.js";
 import { navigateSecrets, secretsShown } from "./secretspage.js";
+import { inboxShown, navigateInbox } from "./inboxpage.js";
 
 function wire() {
   $("brand-logo").append(logoSvg(24));
@@ -42,6 +43,7 @@ function wire() {
   $("btn-secrets").addEventListener("click", () =>
     navigateSecrets(!secretsShown()),
   );
+  $("btn-inbox").addEventListener("click", () => navigateInbox(!inboxShown()));
   $("palette-filter").addEventListener("input", renderPalette);
   $("zoom-in").addEventListener("click", () => canvas.zoomBy(1.2));
   $("zoom-out").addEventListener("click", () => canvas.zoomBy(1 / 1.2));
@@ -97,7 +99,7 @@ function wire() {
       return;
     }
     if (isTyping(e.target) || document.querySelector(".modal-backdrop")) return;
-    if (secretsShown()) return; // the canvas is hidden: leave its selection alone
+    if (secretsShown() || inboxShown()) return; // the canvas is hidden: leave it alone
     if ((e.key === "Delete" || e.key === "Backspace") && canvas.selection) {
       e.preventDefault();
       removeSelection(canvas.selection);

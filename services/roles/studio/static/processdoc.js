@@ -3,6 +3,7 @@
 // every edit the editor makes to it. The element types are catalog.js's.
 
 import { layoutMissing } from "./layout.js";
+import { cleanTrigger } from "./triggers.js";
 import { Emitter } from "./util.js";
 
 /**
@@ -24,6 +25,7 @@ import { Emitter } from "./util.js";
  * @property {string} modified_at
  * @property {string} modified_by
  * @property {ThreadDef[]} threads
+ * @property {import("./triggers.js").TriggerOut[]} triggers  the version's webhooks and schedules
  *
  * @typedef {object} ThreadDef
  * @property {string} key
@@ -83,6 +85,10 @@ export class ProcessDoc extends Emitter {
     this.app = "";
     this.name = "";
     this.threads = [];
+    /** @type {import("./triggers.js").Trigger[]} the definition's triggers, as edited */
+    this.triggers = [];
+    /** @type {Map<string, import("./triggers.js").TriggerOut>} by key, as last saved or loaded */
+    this.savedTriggers = new Map();
     this.threadIndex = 0;
     this.dirty = false;
     this.audit = {};
@@ -123,6 +129,8 @@ export class ProcessDoc extends Emitter {
     doc.app = body.app;
     doc.name = body.name;
     doc.threads = body.threads.map(cleanThread);
+    doc.triggers = body.triggers.map(cleanTrigger);
+    doc.setSavedTriggers(body.triggers);
     if (!doc.threads.length)
       doc.threads = [
         { key: "main", name: "Main", elements: [], connections: [] },
@@ -282,6 +290,41 @@ export class ProcessDoc extends Emitter {
     this.changed({ edited: key });
   }
 
+  /** Remember what the server answered for the triggers (their url, next_at). */
+  setSavedTriggers(/** @type {import("./triggers.js").TriggerOut[]} */ list) {
+    this.savedTriggers = new Map(list.map((t) => [t.key, t]));
+  }
+
+  trigger(key) {
+    return this.triggers.find((t) => t.key === key) ?? null;
+  }
+
+  /** A trigger key not taken yet, from `base`. */
+  newTriggerKey(base) {
+    const taken = new Set(this.triggers.map((t) => t.key));
+    if (!taken.has(base)) return base;
+    for (let i = 1; ; i += 1)
+      if (!taken.has(`${base}_${i}`)) return `${base}_${i}`;
+  }
+
+  addTrigger(/** @type {import("./triggers.js").Trigger} */ trigger) {
+    this.triggers.push(trigger);
+    this.changed({ trigger: trigger.key });
+  }
+
+  /** Replace the trigger now keyed `key` (its key may change). */
+  setTrigger(key, /** @type {import("./triggers.js").Trigger} */ trigger) {
+    const index = this.triggers.findIndex((t) => t.key === key);
+    if (index < 0) return;
+    this.triggers[index] = trigger;
+    this.changed({ trigger: trigger.key });
+  }
+
+  removeTrigger(key) {
+    this.triggers = this.triggers.filter((t) => t.key !== key);
+    this.changed({ trigger: key });
+  }
+
   /** The body of POST/PUT /api/v1/processes (without expected_version). */
   toDefinition() {
     return {
@@ -295,6 +338,7 @@ export class ProcessDoc extends Emitter {
         thread.connections = t.connections.map(cleanConnection);
         return thread;
       }),
+      triggers: this.triggers.map(cleanTrigger),
     };
   }
 

@@ -12,6 +12,7 @@ import { setDoc, openProcess } from "./document.js";
 import { stopWatching } from "./runs.js";
 import { secrets } from "./secrets.js";
 import { showSecrets } from "./secretspage.js";
+import { showInbox } from "./inboxpage.js";
 
 export function hashParams() {
   return new URLSearchParams(location.hash.replace(/^#/, ""));
@@ -19,6 +20,7 @@ export function hashParams() {
 
 export async function route() {
   showSecrets(hashParams().get("view") === "secrets");
+  showInbox(hashParams().get("view") === "inbox");
   const id = hashParams().get("process");
   if (id && id !== app.doc?.id) await openProcess(id);
   else if (!id && !app.doc) renderEmpty();

@@ -7,7 +7,7 @@
  * services/usecases/executions.py; /work/shared/contract.md).
  *
  * @typedef {object} NodeStatus  one element in a status document
- * @property {"pending"|"running"|"completed"|"failed"|"skipped"|"cancelled"} state
+ * @property {"pending"|"running"|"waiting"|"completed"|"failed"|"skipped"|"cancelled"} state
  * @property {*} output
  * @property {string|null} error
  * @property {number} attempts
@@ -30,6 +30,7 @@
  * @property {string|null} finished_at
  * @property {string|null} started_by
  * @property {string|null} rerun_of
+ * @property {import("./triggers.js").ExecutionTrigger} [trigger]  what started it; absent on very old executions
  *
  * @typedef {object} EventMessage  a WebSocket event, and a row of `GET …/events` (which adds `actor`)
  * @property {string} type        the event's class name, e.g. "NodeCompleted"
@@ -148,6 +149,15 @@ export function applyEvent(run, event) {
     case "NodeSkipped":
       node().state = "skipped";
       break;
+    case "NodeWaiting": {
+      // A `signal` element waiting, until `timeout_at` if it has one.
+      const n = node();
+      n.state = "waiting";
+      n.attempts = data.attempt;
+      n.started_at = n.started_at ?? at;
+      if (data.timeout_at) n.timeout_at = data.timeout_at;
+      break;
+    }
     case "ExecutionCompleted":
       run.status = "completed";
       run.output = data.output;
@@ -162,7 +172,8 @@ export function applyEvent(run, event) {
       run.status = "cancelled";
       run.completed_at = at;
       for (const n of Object.values(run.nodes))
-        if (n.state === "running") n.state = "cancelled";
+        if (n.state === "running" || n.state === "waiting")
+          n.state = "cancelled";
       break;
     default:
       run.position = Math.max(run.position, event.seq);

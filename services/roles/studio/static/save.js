@@ -28,6 +28,7 @@ export function detailOf(body, fallback) {
  * @typedef {object} ProcessSavedOut  what a save answers (ProcessSavedOut); only the fields read here
  * @property {string} process_id
  * @property {number} version
+ * @property {import("./triggers.js").TriggerOut[]} triggers  with each webhook's url, each schedule's next_at
  */
 
 /**
@@ -100,6 +101,7 @@ export async function save() {
     doc.version = result.version;
     doc.latest = doc.version;
     doc.dirty = false;
+    doc.setSavedTriggers(result.triggers);
     app.errors = new Map();
     canvas.setErrors(app.errors);
     inspector.setErrors(app.errors);
@@ -151,6 +153,12 @@ export function showRefusal(err) {
   canvas.setErrors(app.errors);
   inspector.setErrors(app.errors);
   const first = problems.find((p) => p.key && app.doc.element(p.key));
+  const trigger = problems.find((p) => p.key && app.doc.trigger(p.key));
+  if (!first && trigger) {
+    // A refused trigger is shown in the Triggers section of the start element.
+    const start = app.doc.thread.elements.find((e) => e.type === "trigger");
+    if (start) canvas.select({ kind: "node", key: start.key });
+  }
   if (first) {
     const thread = app.doc.threadOf(first.key);
     const index = app.doc.threads.indexOf(thread);
@@ -163,7 +171,10 @@ export function showRefusal(err) {
   banner({
     id: "refused",
     kind: "error",
-    title: first ? `Not saved: “${first.key}” needs attention.` : "Not saved.",
+    title:
+      (first ?? trigger)
+        ? `Not saved: “${(first ?? trigger).key}” needs attention.`
+        : "Not saved.",
     detail: problems.map((p) => p.detail).join(" · "),
     actions: [{ id: "dismiss", label: "Dismiss", onClick: () => banner(null) }],
   });
