@@ -21,6 +21,7 @@ from bench import (
     lists_bench,
     live_bench,
     replay_bench,
+    schedules_bench,
     secrets_bench,
     signals_bench,
     store_bench,
@@ -55,6 +56,7 @@ def main() -> None:
     secrets_bench.main([])
     webhook_bench.main([])
     signals_bench.main([f"sqlite:///{workdir}/signals.db", url])
+    schedules_bench.main(["--postgres", url])
 
 
 def _replay_tooling(workdir: str, url: str) -> None:

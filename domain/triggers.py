@@ -100,7 +100,10 @@ def next_tick(trigger: ScheduleTrigger, after: float) -> float:
     """The schedule's first tick strictly after `after` (seconds since the epoch)."""
     if trigger.every_s is not None:
         # Ticks on a grid from the epoch, so every engine computes the same instants.
-        return (after // trigger.every_s + 1) * trigger.every_s
+        n = after // trigger.every_s + 1
+        while n * trigger.every_s <= after:  # floats: a tick // every_s may fall one short
+            n += 1
+        return n * trigger.every_s
     assert trigger.cron is not None
     zone = ZoneInfo(trigger.timezone)
     start = datetime.fromtimestamp(after, UTC).astimezone(zone)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +30,9 @@ import structlog
 from litestar import Litestar
 from litestar.di import Provide
 
+from domain.events import ProcessArchived, ProcessSaved
 from domain.limits import set_result_limit
-from domain.ports import EventFeed, EventStore, RelayState
+from domain.ports import EventFeed, EventStore, RecordedEvent, RelayState
 from infra.auth import data_directory
 from infra.bus.inprocess import InProcessBus
 from infra.bus.nats import (
@@ -49,6 +50,7 @@ from infra.logging import mask
 from infra.readmodel.catalog_store import PostgresCatalogStore, SQLiteCatalogStore
 from infra.readmodel.hook_index import PostgresHookIndex, SQLiteHookIndex
 from infra.readmodel.inbox_store import PostgresInboxStore, SQLiteInboxStore
+from infra.readmodel.schedule_index import PostgresScheduleIndex, SQLiteScheduleIndex
 from infra.readmodel.status_store import PostgresStatusStore, SQLiteStatusStore
 from infra.secret_keys import GENERATED_KEY_FILE, MasterKey, SecretsKeyError, generated_master_key
 from infra.settings import Settings
@@ -57,12 +59,14 @@ from infra.store.postgres import parse_postgres_url
 from projections.catalog import CatalogStore
 from projections.hooks import HookIndex
 from projections.inbox import InboxStore
+from projections.schedules import ScheduleIndex
 from projections.status import StatusStore
 from services.roles.api.app import create_app
 from services.roles.api.routes import ROUTES
 from services.roles.engine.agent_runner import AgentRunner
 from services.roles.engine.effects import Effects
 from services.roles.engine.engine import Engine
+from services.roles.engine.schedules import Scheduler
 from services.roles.engine.worker import Worker, requeue_running
 from services.roles.gateway.websocket import ExecutionSocket
 from services.roles.projector.catalog import CatalogProjector
@@ -72,6 +76,7 @@ from services.usecases.agents import AgentService
 from services.usecases.catalog import DefinitionCatalog
 from services.usecases.executions import ExecutionService
 from services.usecases.processes import ProcessService
+from services.usecases.schedules import ScheduleService
 from services.usecases.secrets import SecretService
 from services.usecases.signals import SignalService
 from services.usecases.tenant_limits import TenantLimits
@@ -138,14 +143,24 @@ class Loom:
         self.projector = Projector(self.store, self.statuses, signals=self.inbox)
         self.lists: CatalogStore = _catalog_store(settings.database_url, self.store)
         self.hooks: HookIndex = _hook_index(settings.database_url, self.store)
-        self.catalog_projector = CatalogProjector(self.store, self.lists, self.hooks)
+        self.schedule_index: ScheduleIndex = _schedule_index(settings.database_url, self.store)
+        self.catalog_projector = CatalogProjector(
+            self.store, self.lists, self.hooks, self.schedule_index
+        )
         # In one process the projectors see every commit as it happens: status reads
         # may come from memory and a list waits for the save before it. Apart, another
         # process's projector is the fresher.
         live = None if self.distributed else self.projector.current
         settled = None if self.distributed else self.catalog_projector.settled
         self.processes = ProcessService(
-            self.store, self.catalog, self.clock, self.lists, self.bus.publish, settled, self.hooks
+            self.store,
+            self.catalog,
+            self.clock,
+            self.lists,
+            self.bus.publish,
+            settled,
+            self.hooks,
+            schedules=self.schedule_index,
         )
         self.limits = TenantLimits(
             self.clock,
@@ -162,6 +177,12 @@ class Loom:
             self.store, self.catalog, self.engine, self.statuses, live, self.limits, waits
         )
         self.webhooks = WebhookService(self.processes, self.executions, self.secrets)
+        # Ticks are fired by engines only: apart, each engine role fires every tick, and
+        # the tick's derived execution id starts it once.
+        self.scheduler: Scheduler | None = None
+        if not self.distributed or "engine" in self.roles:
+            schedules = ScheduleService(self.schedule_index, self.catalog, self.executions)
+            self.scheduler = Scheduler(schedules, self.clock)
         self.agents = AgentService(self.store, self.clock)
         self.signals = SignalService(self.engine, self.inbox)
         self.feed: EventFeed = self.bus
@@ -172,6 +193,14 @@ class Loom:
         else:
             self.bus.subscribe(self.projector.deliver)
             self.bus.subscribe(self.catalog_projector.deliver)
+            self.bus.subscribe(self._schedules_saved)
+
+    def _schedules_saved(self, tenant: str, events: Sequence[RecordedEvent]) -> None:
+        """A save or an archive here: the scheduler reads the schedules it changed now."""
+        if self.scheduler is not None and isinstance(
+            events[0].event, ProcessSaved | ProcessArchived
+        ):
+            self.scheduler.changed()
 
     def _wire_nats(self) -> None:
         assert self.settings.nats_url is not None
@@ -205,6 +234,8 @@ class Loom:
         self.projector.open()
         self.catalog_projector.open()
         self.engine.open()
+        if self.scheduler is not None:
+            await self.scheduler.open()
         # Resumed in the background: the server listens (and answers cancel) first, and
         # what was left running goes through the same budgets as new work.
         self._tasks.append(asyncio.create_task(self._resume(tenants), name="loom-resume"))
@@ -249,6 +280,8 @@ class Loom:
             self.worker_engine.open()
             self.worker.open()
             self._tasks.append(asyncio.create_task(self._requeue()))
+        if self.scheduler is not None:
+            await self.scheduler.open()
 
     async def _requeue(self) -> None:
         await self.nats.connected()
@@ -258,6 +291,8 @@ class Loom:
             log.warning("running executions not queued", error=f"{type(exc).__name__}: {exc}")
 
     async def stop(self) -> None:
+        if self.scheduler is not None:
+            await self.scheduler.close()
         if self.distributed:
             await self._stop_roles()
         else:
@@ -277,6 +312,7 @@ class Loom:
         self.statuses.close()
         self.lists.close()
         self.hooks.close()
+        self.schedule_index.close()
         self.inbox.close()
         self.store.close()
 
@@ -401,6 +437,12 @@ def _hook_index(database_url: str, store: Any) -> HookIndex:
     if database_url.startswith("sqlite:"):
         return SQLiteHookIndex(_beside_events(database_url, "read"))
     return PostgresHookIndex(store.pool, store.schema)
+
+
+def _schedule_index(database_url: str, store: Any) -> ScheduleIndex:
+    if database_url.startswith("sqlite:"):
+        return SQLiteScheduleIndex(_beside_events(database_url, "read"))
+    return PostgresScheduleIndex(store.pool, store.schema)
 
 
 def _relay_state(database_url: str, store: Any) -> RelayState:

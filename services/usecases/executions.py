@@ -94,11 +94,14 @@ class ExecutionService:
         timeout_s: float | None = None,
         trigger: dict[str, Any] | None = None,
         same_request: Any = msgspec.UNSET,
+        execution_id: str | None = None,
     ) -> ExecutionOut:
         """Start an execution; `trigger` says what started it when not a caller of the API.
 
         With an `idempotency_key`, a retry is the same request when `same_request`
         (default: the input) is: a webhook's retried delivery differs in headers.
+        `execution_id` (derived by the caller, as a schedule's tick does) starts at most
+        one execution under it: a second start is answered like an idempotent retry.
         """
         _check_timeout(timeout_s)
         try:
@@ -118,7 +121,7 @@ class ExecutionService:
             if not 1 <= len(idempotency_key) <= 200:
                 raise Invalid("Idempotency-Key must be 1 to 200 characters")
             execution_id = str(uuid5(NAMESPACE_URL, f"loom:{tenant}:idem:{idempotency_key}"))
-        else:
+        elif execution_id is None:
             execution_id = new_id()
         started = ExecutionStarted(
             at=self._engine.now(),

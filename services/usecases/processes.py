@@ -14,15 +14,17 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 import msgspec
 
-from domain.clock import iso
+from domain.clock import iso, parse_iso
 from domain.definition import Graph, compile_definition, parse_definition
 from domain.errors import DefinitionInvalid, InvalidCommand, Problem
 from domain.events import HookIssued, ProcessSaved
 from domain.ports import Append, Clock, ConcurrencyError, EventStore, RecordedEvent
 from domain.process import Process, Project, app_id, project_id
+from domain.schedules import live_schedules
 from domain.triggers import ScheduleTrigger, next_tick
 from projections.catalog import CatalogStore, ProcessSummary, ProjectOut, project_tree
 from projections.hooks import Hook, HookIndex
+from projections.schedules import ScheduleIndex, ScheduleRow
 from services.usecases.agents import saved_versions
 from services.usecases.blocking import blocking
 from services.usecases.catalog import DefinitionCatalog, UnknownProcess
@@ -50,8 +52,10 @@ class ProcessService:
         publish: Publish,
         settled: Settled | None = None,
         hooks: HookIndex | None = None,
+        schedules: ScheduleIndex | None = None,
     ) -> None:
         self._hooks = hooks
+        self._schedules = schedules
         self._store = store
         self._catalog = catalog
         self._clock = clock
@@ -139,6 +143,7 @@ class ProcessService:
         positions = iter(self._store.append(tenant, appends))
         self._catalog.forget(tenant, process.id)
         self._index_hooks(tenant, process.id, issued)
+        self._index_schedules(tenant, process)
         recorded = [
             RecordedEvent(a.stream_id, a.after + i + 1, event, next(positions, 0))
             for a in appends
@@ -182,6 +187,7 @@ class ProcessService:
         except ConcurrencyError:
             raise Conflict("the process changed while archiving; retry") from None
         self._catalog.forget(tenant, process.id)
+        self._index_schedules(tenant, process)
         return [RecordedEvent(UUID(process.id), before + 1, event, position)]
 
     async def hook(self, token: str) -> tuple[Hook, Process] | None:
@@ -196,6 +202,17 @@ class ProcessService:
         except UnknownProcess:
             return None
         return hook, process
+
+    def _index_schedules(self, tenant: str, process: Process) -> None:
+        """The process's live schedules, for the engines (none once archived)."""
+        if self._schedules is None:
+            return
+        rows = [
+            ScheduleRow(tenant, process.id, key, live.trigger, live.since_version, since, None, 0)
+            for key, live in live_schedules(process).items()
+            for since in [parse_iso(live.since)]
+        ]
+        self._schedules.put(tenant, process.id, rows)
 
     def _index_hooks(self, tenant: str, process_id: str, issued: list[HookIssued]) -> None:
         if self._hooks is not None and issued:

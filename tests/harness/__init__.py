@@ -9,4 +9,5 @@
 - `waits`: waiting on an eventually consistent Loom without sleeping blindly:
   until a check holds, until an execution finished, until the timers passed a time.
 - `replays`: replaying what an execution recorded against today's code.
+- `schedules`: processes with schedules, moving the clock past ticks, what they started.
 """

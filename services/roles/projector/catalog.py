@@ -24,8 +24,11 @@ from uuid import UUID
 
 import structlog
 
-from domain.events import HookIssued
+from domain.clock import parse_iso
+from domain.events import Event, HookIssued
 from domain.ports import EventStore, RecordedEvent
+from domain.process import Process
+from domain.schedules import live_schedules
 from projections.catalog import (
     PROCESS,
     CatalogStore,
@@ -36,6 +39,7 @@ from projections.catalog import (
     project_entry,
 )
 from projections.hooks import Hook, HookIndex
+from projections.schedules import ScheduleIndex, ScheduleRow
 
 log = structlog.get_logger("loom.projector")
 
@@ -49,13 +53,19 @@ RETRY_S = 1.0
 
 class CatalogProjector:
     def __init__(
-        self, store: EventStore, lists: CatalogStore, hooks: HookIndex | None = None
+        self,
+        store: EventStore,
+        lists: CatalogStore,
+        hooks: HookIndex | None = None,
+        schedules: ScheduleIndex | None = None,
     ) -> None:
         """`hooks`: the webhook index, which a save writes itself; kept here too, so a
-        save cut short, an import or a rebuild leaves no hook unreachable."""
+        save cut short, an import or a rebuild leaves no hook unreachable. `schedules`
+        likewise: the live schedules of every process that moved."""
         self._store = store
         self._lists = lists
         self._hooks = hooks
+        self._schedules = schedules
         # Owned by the event loop: only coroutines and bus handlers touch these.
         self._pending: dict[str, dict[str, str]] = defaultdict(dict)  # tenant: {stream: kind}
         self._positions: dict[str, int] = {}
@@ -187,6 +197,7 @@ class CatalogProjector:
                     for e in events
                     if isinstance(e, HookIssued)
                 ]
+                self._index_schedules(tenant, stream, events)
             else:
                 entry = project_entry(stream, events)
                 if entry is not None:
@@ -195,6 +206,20 @@ class CatalogProjector:
             self._hooks.add(hooks)  # before the position moves past them
         if processes or projects or position is not None:
             self._lists.save(tenant, processes, projects, position)
+
+    def _index_schedules(self, tenant: str, stream: str, events: list[Event]) -> None:
+        if self._schedules is None or not events:
+            return
+        process = Process.rebuild(stream, events)
+        if not process.versions:
+            return
+        # Unchanged rows stay as they are (their last fired tick too).
+        rows = [
+            ScheduleRow(tenant, stream, key, live.trigger, live.since_version, since, None, 0)
+            for key, live in live_schedules(process).items()
+            for since in [parse_iso(live.since)]
+        ]
+        self._schedules.put(tenant, stream, rows)
 
     def catch_up(self, tenant: str, *, batch: int = 2000) -> int:
         """Rebuild the entries of every definition that moved past the tracked position."""
