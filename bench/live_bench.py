@@ -41,6 +41,7 @@ from domain.ports import Append, RecordedEvent
 from infra.auth import mint_token
 from infra.bus.nats import EventConsumer, NatsClient
 from infra.logging import configure_logging
+from infra.secret_keys import new_master_key_text
 from infra.settings import Settings
 from services.bootstrap import ROLES, Loom, web_app
 from services.roles.heap import settle_heap
@@ -262,6 +263,7 @@ async def run_mode(
     env = {"LOOM_DATABASE_URL": database_url, "LOOM_JWT_SECRET": SECRET}
     if nats_url is not None:
         env["LOOM_NATS_URL"] = nats_url
+        env["LOOM_SECRETS_KEY"] = new_master_key_text()  # every Loom over NATS needs one
     # No engine role: the bench writes the streams itself, as an engine would. No projector
     # role either: the projector is measured on its own (the snapshot folds the store).
     roles = ("api", "gateway") if nats_url is not None else ROLES
