@@ -24,7 +24,7 @@ import functools
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 from litestar import Litestar
@@ -83,6 +83,7 @@ from services.usecases.tenant_limits import TenantLimits
 from services.usecases.webhooks import WebhookService
 
 ROLES = ("api", "engine", "projector", "gateway")
+ReadModel = TypeVar("ReadModel")
 # How long a stopping Loom waits for the projector to save what it has folded.
 SAVE_ON_STOP_S = 10.0
 
@@ -408,24 +409,15 @@ def open_catalog_store(settings: Settings, store: EventStore) -> CatalogStore:
 
 
 def _catalog_store(database_url: str, store: Any) -> CatalogStore:
-    if database_url.startswith("sqlite:"):
-        # The read model's file, beside the statuses: both are rebuilt from the store.
-        return SQLiteCatalogStore(_beside_events(database_url, "read"))
-    return PostgresCatalogStore(store.pool, store.schema)
+    return _read_model(database_url, store, SQLiteCatalogStore, PostgresCatalogStore)
 
 
 def _inbox_store(database_url: str, store: Any) -> InboxStore:
-    if database_url.startswith("sqlite:"):
-        return SQLiteInboxStore(_beside_events(database_url, "read"))
-    return PostgresInboxStore(store.pool, store.schema)
+    return _read_model(database_url, store, SQLiteInboxStore, PostgresInboxStore)
 
 
 def _status_store(database_url: str, store: Any) -> StatusStore:
-    if database_url.startswith("sqlite:"):
-        # A file of its own: the read model is rebuildable, and sharing the event
-        # store's file would make the projector and the engine wait on one write lock.
-        return SQLiteStatusStore(_beside_events(database_url, "read"))
-    return PostgresStatusStore(store.pool, store.schema)
+    return _read_model(database_url, store, SQLiteStatusStore, PostgresStatusStore)
 
 
 def open_hook_index(settings: Settings, store: EventStore) -> HookIndex:
@@ -434,15 +426,25 @@ def open_hook_index(settings: Settings, store: EventStore) -> HookIndex:
 
 
 def _hook_index(database_url: str, store: Any) -> HookIndex:
-    if database_url.startswith("sqlite:"):
-        return SQLiteHookIndex(_beside_events(database_url, "read"))
-    return PostgresHookIndex(store.pool, store.schema)
+    return _read_model(database_url, store, SQLiteHookIndex, PostgresHookIndex)
 
 
 def _schedule_index(database_url: str, store: Any) -> ScheduleIndex:
+    return _read_model(database_url, store, SQLiteScheduleIndex, PostgresScheduleIndex)
+
+
+def _read_model(
+    database_url: str,
+    store: Any,
+    on_sqlite: Callable[[str], ReadModel],
+    on_postgres: Callable[[Any, str], ReadModel],
+) -> ReadModel:
+    """A read model in one file beside the SQLite events (rebuildable, and apart from the
+    event store's file so the projector and the engine never wait on one write lock),
+    or in the event store's PostgreSQL pool and schema."""
     if database_url.startswith("sqlite:"):
-        return SQLiteScheduleIndex(_beside_events(database_url, "read"))
-    return PostgresScheduleIndex(store.pool, store.schema)
+        return on_sqlite(_beside_events(database_url, "read"))
+    return on_postgres(store.pool, store.schema)
 
 
 def _relay_state(database_url: str, store: Any) -> RelayState:
