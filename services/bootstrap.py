@@ -120,7 +120,7 @@ class Loom:
         self.bus = InProcessBus()
         self.catalog = DefinitionCatalog(self.store)
         self.http = HttpxRequester(settings.http_allow)
-        self.secrets = SecretService(self.store, self.clock, master)
+        self.secrets = SecretService(self.store, self.clock, master, on_reveal=mask)
         self.agent_runner = AgentRunner(
             AgentService(self.store, self.clock),
             _llm(settings),

@@ -91,9 +91,17 @@ class _Vault:
 
 
 class SecretService:
-    def __init__(self, store: EventStore, clock: Clock, master: Callable[[], MasterKey]) -> None:
+    def __init__(
+        self,
+        store: EventStore,
+        clock: Clock,
+        master: Callable[[], MasterKey],
+        on_reveal: Callable[[Sequence[str]], None] = lambda _: None,
+    ) -> None:
         """`master` gives the master key when first needed (the embedded default makes
-        its key file only once a secret is saved or read)."""
+        its key file only once a secret is saved or read); `on_reveal` is told every
+        value revealed (the composition root masks them in this process's log lines)."""
+        self._on_reveal = on_reveal
         self._store = store
         self._clock = clock
         self._master_key = master
@@ -139,6 +147,7 @@ class SecretService:
             if entry is None:
                 raise UnknownSecret(name)
             values[name] = self._data_key(tenant, vault).decrypt(name, entry.sealed)
+        self._on_reveal(list(values.values()))
         return values
 
     # --- operations ---------------------------------------------------------------------
