@@ -7,6 +7,7 @@
 // the Secrets page; the header's "Inbox" button and "Back" change the hash.
 
 import { api, ApiError } from "./api.js";
+import { navigateOverPage, showOverPage } from "./overpage.js";
 import { openProcess } from "./document.js";
 import { watch } from "./runs.js";
 import { navigator_ } from "./state.js";
@@ -22,30 +23,14 @@ export function inboxShown() {
 
 /** Show or hide the page (routes.js calls this on every hash change). */
 export function showInbox(shown) {
-  const page = root();
-  if (shown === !page.hidden) return;
-  page.hidden = !shown;
-  for (const covered of document.querySelectorAll(
-    ".app > .sidebar, .app > .center",
-  ))
-    covered.inert = shown;
-  document
-    .getElementById("btn-inbox")
-    .setAttribute("aria-pressed", String(shown));
-  if (!shown) {
-    clear(page);
-    return;
-  }
-  render();
-  document.getElementById("inbox-title").focus();
+  showOverPage("inbox", shown, () => {
+    render();
+  });
 }
 
 /** Go to the page or leave it, keeping the rest of the hash (`process=`). */
 export function navigateInbox(shown) {
-  const params = new URLSearchParams(location.hash.replace(/^#/, ""));
-  if (shown) params.set("view", "inbox");
-  else params.delete("view");
-  location.hash = params.toString();
+  navigateOverPage("inbox", shown);
 }
 
 function render() {

@@ -8,6 +8,7 @@
 // the header's "Secrets" button and the page's "Back" button change the hash.
 
 import { secrets } from "./secrets.js";
+import { navigateOverPage, showOverPage } from "./overpage.js";
 import { modal, toast } from "./ui.js";
 import { clear, h, relativeTime } from "./util.js";
 
@@ -24,32 +25,15 @@ export function secretsShown() {
 
 /** Show or hide the page (routes.js calls this on every hash change). */
 export function showSecrets(shown) {
-  const page = root();
-  if (shown === !page.hidden) return;
-  page.hidden = !shown;
-  // What the page covers is out of reach of the keyboard and screen readers.
-  for (const covered of document.querySelectorAll(
-    ".app > .sidebar, .app > .center",
-  ))
-    covered.inert = shown;
-  document
-    .getElementById("btn-secrets")
-    .setAttribute("aria-pressed", String(shown));
-  if (!shown) {
-    clear(page);
-    return;
-  }
-  render();
-  document.getElementById("secrets-title").focus();
-  secrets.refresh();
+  showOverPage("secrets", shown, () => {
+    render();
+    secrets.refresh();
+  });
 }
 
 /** Go to the page or leave it, keeping the rest of the hash (`process=`). */
 export function navigateSecrets(shown) {
-  const params = new URLSearchParams(location.hash.replace(/^#/, ""));
-  if (shown) params.set("view", "secrets");
-  else params.delete("view");
-  location.hash = params.toString();
+  navigateOverPage("secrets", shown);
 }
 
 secrets.on("change", () => {
