@@ -126,9 +126,8 @@ class Loom:
             _llm(settings),
             secrets=self.secrets,
             provider=_provider(settings),
-            mask=mask,
         )
-        self.effects = Effects(self.http, self.agent_runner, self.secrets, mask)
+        self.effects = Effects(self.http, self.agent_runner, self.secrets)
         # Distributed, this engine only records the api's commands (start, cancel):
         # effects and timers are the engine role's, and its cache would go stale.
         commands_only: dict[str, Any] = {"cache_size": 0, "run_effects": False, "run_timers": False}

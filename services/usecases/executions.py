@@ -276,13 +276,9 @@ class ExecutionService:
             if live is not None:
                 return live
         doc = await blocking(self._statuses.get, tenant, execution_id)
-        history = None
         if doc is None:
             # Not projected yet: the store is the record, fold it here.
-            history = await self._history(tenant, execution_id)
-            doc = empty_status(execution_id)
-            for recorded in history:
-                fold_status(doc, recorded.seq, recorded.event)
+            return await self._folded(tenant, execution_id)
         return doc
 
     async def list(

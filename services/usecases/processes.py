@@ -21,7 +21,7 @@ from domain.events import HookIssued, ProcessSaved
 from domain.ports import Append, Clock, ConcurrencyError, EventStore, RecordedEvent
 from domain.process import Process, Project, app_id, project_id
 from domain.schedules import live_schedules
-from domain.triggers import ScheduleTrigger, next_tick
+from domain.triggers import ScheduleTrigger, check_triggers, next_tick, next_ticks
 from projections.catalog import CatalogStore, ProcessSummary, ProjectOut, project_tree
 from projections.hooks import Hook, HookIndex
 from projections.schedules import ScheduleIndex, ScheduleRow
@@ -166,6 +166,17 @@ class ProcessService:
         document = _process_document(process, version or process.version)
         document["triggers"] = _triggers_out(process, self._clock.now(), version)
         return document
+
+    def schedule_ticks(
+        self, cron: str | None, every_s: float | None, timezone: str, count: int
+    ) -> list[str]:
+        """The next `count` ticks of a schedule trigger from now, checked as a save would
+        check it (Invalid naming the rule it breaks)."""
+        trigger = ScheduleTrigger(key="preview", cron=cron, every_s=every_s, timezone=timezone)
+        problems = check_triggers([trigger])
+        if problems:
+            raise Invalid(problems[0].detail.removeprefix("trigger 'preview': "))
+        return [iso(t) for t in next_ticks(trigger, self._clock.now(), count)]
 
     async def archive(self, tenant: str, actor: str, process_id: str) -> None:
         """Archive the process: its triggers stop, it starts nothing new; reads go on.

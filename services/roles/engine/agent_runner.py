@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import structlog
@@ -55,14 +55,12 @@ class AgentRunner:
         *,
         secrets: SecretValues | None = None,
         provider: Provider | None = None,
-        mask: Callable[[Iterable[str]], None] = lambda _: None,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._agents = agents
         self._llm = llm
         self._secrets = secrets
         self._provider = provider
-        self._mask = mask
         self._providers: OrderedDict[tuple[str | None, str], AgentInvoker] = OrderedDict()
         self._monotonic = monotonic
 
@@ -87,7 +85,6 @@ class AgentRunner:
         if agent.api_key_secret is not None:
             name = agent.api_key_secret
             key = (await self._secrets.reveal(tenant, [name]))[name]
-            self._mask([key])
         # Keyed by a digest: the cache must not be one more place that holds the key.
         cache_key = (agent.base_url, hashlib.sha256((key or "").encode()).hexdigest())
         llm = self._providers.get(cache_key)

@@ -8,7 +8,6 @@ answer and of any error before either is recorded.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable
 from typing import Any
 
 from domain.ports import AgentInvoker, EffectFailed, HttpRequester, SecretValues
@@ -25,13 +24,10 @@ class Effects:
         http: HttpRequester,
         agents: AgentInvoker,
         secrets: SecretValues | None = None,
-        mask: Callable[[Iterable[str]], None] = lambda _: None,
     ) -> None:
-        """`mask` is told every value revealed, so no log line of this process shows it."""
         self._http = http
         self._agents = agents
         self._secrets = secrets
-        self._mask = mask
 
     async def perform(
         self,
@@ -51,7 +47,6 @@ class Effects:
                 raise
             except Exception as exc:  # the store away: this attempt fails, a retry may not
                 raise EffectFailed(f"secrets could not be read: {exc}") from None
-            self._mask(values.values())
             request = unseal(request, slots, values)
         try:
             answer = await self._call(tenant, kind, request, timeout_s)

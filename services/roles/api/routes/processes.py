@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Annotated, Any
 
 import msgspec
@@ -15,9 +14,7 @@ from litestar.status_codes import (
     HTTP_204_NO_CONTENT,
 )
 
-from domain.clock import iso
 from domain.elements import ELEMENT_TYPES
-from domain.triggers import ScheduleTrigger, check_triggers, next_ticks
 from projections.catalog import ProcessSummary, ProjectOut
 from services.roles.api.routes.common import caller, error_answers
 from services.roles.api.schemas import (
@@ -120,18 +117,15 @@ class ProcessController(Controller):
     @get("/schedules/next", responses=error_answers(400, 422))
     async def schedule_ticks(
         self,
+        processes: NamedDependency[ProcessService],
         cron: FromQuery[str | None] = None,
         every_s: FromQuery[float | None] = None,
         timezone: FromQuery[str] = "UTC",
         count: Annotated[int, QueryParameter(ge=1, le=20)] = 5,
     ) -> ScheduleTicksOut:
         """The next `count` ticks of a schedule trigger, checked as a save would check it."""
-        trigger = ScheduleTrigger(key="preview", cron=cron, every_s=every_s, timezone=timezone)
-        problems = check_triggers([trigger])
-        if problems:
-            raise Invalid(problems[0].detail.removeprefix("trigger 'preview': "))
-        ticks = next_ticks(trigger, time.time(), count)
-        return ScheduleTicksOut(next=[iso(t) for t in ticks])
+        ticks = processes.schedule_ticks(cron, every_s, timezone, count)
+        return ScheduleTicksOut(next=ticks)
 
     @get("/element-types", responses=error_answers())
     async def element_types(self) -> list[ElementTypeOut]:
