@@ -16,6 +16,7 @@ import pytest
 import structlog
 
 from infra.store.postgres import PostgresParams, parse_postgres_url
+from tests import stuck
 
 # --- PostgreSQL ---------------------------------------------------------------------
 
@@ -88,3 +89,37 @@ def postgres_schema(
 def _logs_to_stderr() -> None:
     """Log lines of in-process servers go to stderr, so a test can read a command's stdout."""
     structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
+
+
+# --- a stuck test fails and says where (tests/stuck.py) -------------------------------------
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Any:
+    stuck.arm(item, "setup")
+    try:
+        return (yield)
+    finally:
+        stuck.disarm()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Any:
+    stuck.arm(item, "call")
+    try:
+        return (yield)
+    finally:
+        stuck.disarm()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item) -> Any:
+    stuck.arm(item, "teardown")
+    try:
+        return (yield)
+    finally:
+        stuck.disarm()
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    stuck.summary(terminalreporter.write)
