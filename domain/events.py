@@ -114,6 +114,16 @@ class AgentListed(Event, frozen=True, kw_only=True):
 # --- executions ----------------------------------------------------------------------
 
 
+class ParentRef(msgspec.Struct, frozen=True, kw_only=True):
+    """Which element of which execution started a child, and how deep the child is."""
+
+    execution_id: str
+    element: str
+    attempt: int = 1
+    index: int = 0  # the item's, in a foreach
+    depth: int = 2  # a top-level execution is depth 1
+
+
 class ExecutionStarted(Event, frozen=True, kw_only=True):
     process_id: str
     version: int
@@ -126,6 +136,7 @@ class ExecutionStarted(Event, frozen=True, kw_only=True):
     timeout_s: float | None = None  # the whole execution's; it fails when this runs out
     # What started it when not a caller of the API: {"type": "webhook" | "schedule", "key", "at"?}
     trigger: dict[str, Any] | None = None
+    parent: ParentRef | None = None  # set for a child of a subprocess or foreach element
 
 
 class NodeExecuting(Event, frozen=True, kw_only=True):
@@ -177,6 +188,22 @@ class SignalReceived(Event, frozen=True, kw_only=True):
     request_hash: str | None = None
 
 
+class ChildEnded(Event, frozen=True, kw_only=True):
+    """A child execution of a subprocess or foreach element ended (the parent's record).
+
+    One per child, so a 10,000-item foreach writes 10,000 small events rather than
+    one that holds every result.
+    """
+
+    element: str
+    attempt: int = 1
+    index: int = 0
+    execution_id: str
+    status: str  # completed, failed or cancelled
+    output: Any = None
+    error: str | None = None
+
+
 class ExecutionCompleted(Event, frozen=True, kw_only=True):
     output: dict[str, Any] = {}
 
@@ -211,6 +238,7 @@ ExecutionEvent = (
     | NodeSkipped
     | NodeWaiting
     | SignalReceived
+    | ChildEnded
     | ExecutionCompleted
     | ExecutionFailed
     | ExecutionCancelled
@@ -236,6 +264,7 @@ AnyEvent = (
     | NodeSkipped
     | NodeWaiting
     | SignalReceived
+    | ChildEnded
     | ExecutionCompleted
     | ExecutionFailed
     | ExecutionCancelled
@@ -264,6 +293,7 @@ EXECUTION_EVENT_TYPES: tuple[type[Event], ...] = (
     NodeSkipped,
     NodeWaiting,
     SignalReceived,
+    ChildEnded,
     ExecutionCompleted,
     ExecutionFailed,
     ExecutionCancelled,

@@ -21,12 +21,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from domain.children import MAX_DEPTH, Children, ChildStart, child_id
 from domain.clock import iso, parse_iso
 from domain.definition import ERROR_PORT, Graph, Node
 from domain.elements import ElementFailure
 from domain.elements.signal import TIMED_OUT
 from domain.errors import InvalidCommand
 from domain.events import (
+    ChildEnded,
     EffectDiscarded,
     Event,
     ExecutionCancelled,
@@ -38,6 +40,7 @@ from domain.events import (
     NodeFailed,
     NodeSkipped,
     NodeWaiting,
+    ParentRef,
     SignalReceived,
 )
 from domain.expression_cost import BUDGET_STEPS
@@ -59,7 +62,17 @@ EXECUTION_TIMEOUT = "@execution"
 class NodeRun:
     """Where one element stands in this execution."""
 
-    __slots__ = ("attempts", "error", "output", "port", "request", "secrets", "state", "wake_at")
+    __slots__ = (
+        "attempts",
+        "children",
+        "error",
+        "output",
+        "port",
+        "request",
+        "secrets",
+        "state",
+        "wake_at",
+    )
 
     def __init__(self) -> None:
         self.state = "pending"
@@ -71,6 +84,7 @@ class NodeRun:
         self.secrets: list[Any] | None = None  # where the request's secrets go (domain.secrets)
         # a delay's wake-up, the end of a retry wait, or when a signal's wait times out
         self.wake_at: str | None = None
+        self.children: Children | None = None  # a subprocess's or foreach's current attempt
 
 
 class Execution:
@@ -102,6 +116,11 @@ class Execution:
         self._taken: dict[str, int] = {}
         self._waiting: dict[str, list[str]] = {}
         self._signal_keys: dict[str, str | None] = {}  # Idempotency-Key → request hash
+        self.parent: ParentRef | None = None
+        self.depth = 1
+        # Children decided by the last command and not yet handed to the engine; never
+        # filled by the fold, so a rebuild launches nothing.
+        self._launches: list[ChildStart] = []
 
     # --- the fold -------------------------------------------------------------------
 
@@ -129,6 +148,8 @@ class Execution:
         node.request = event.input
         node.secrets = event.secrets
         node.wake_at = event.wake_at
+        if event.input is not None and self.graph.nodes[event.element].kind.spawns:
+            node.children = Children(event.input, event.attempt)
 
     def _on_waiting(self, event: NodeWaiting) -> None:
         key = event.element
@@ -139,6 +160,11 @@ class Execution:
         node.attempts = event.attempt
         node.wake_at = event.timeout_at
         self._waiting.setdefault(self._signal_name(key), []).append(key)
+
+    def _on_child_ended(self, event: ChildEnded) -> None:
+        children = self.nodes[event.element].children
+        if children is not None and children.attempt == event.attempt:
+            children.end(event)
 
     def _on_signal(self, event: SignalReceived) -> None:
         self.signals.setdefault(event.name, []).append(event)
@@ -194,6 +220,8 @@ class Execution:
         self.input = event.input
         self.reused = dict(event.reused)
         self.timeout_s = event.timeout_s
+        self.parent = event.parent
+        self.depth = 1 if event.parent is None else event.parent.depth
         if event.timeout_s is not None:
             self.deadline = iso(parse_iso(event.at) + event.timeout_s)
         self.stack = list(reversed(self.graph.triggers))
@@ -251,7 +279,50 @@ class Execution:
             if node.state == "running"
             and node.wake_at is None
             and self.graph.nodes[key].kind.name != "delay"
+            and not self.graph.nodes[key].kind.spawns
         ]
+
+    def awaiting(self) -> list[tuple[str, int, int, str]]:
+        """(element, attempt, index, child id) of every child this execution waits for."""
+        if self.finished:
+            return []
+        return [
+            (key, children.attempt, index, child_id(self.id, key, children.attempt, index))
+            for key, node in self.nodes.items()
+            if node.state == "running"
+            and node.wake_at is None
+            and (children := node.children) is not None
+            for index in children.running()
+        ]
+
+    def abandoned(self, events: list[Event]) -> list[str]:
+        """The children left running by these events: a subprocess's or foreach's own
+        when it failed, and all of them when the execution ended. Their ends no longer
+        count."""
+        ids: list[str] = []
+        for event in events:
+            if isinstance(event, NodeFailed):
+                children = self.nodes[event.element].children
+                if children is not None and children.attempt == event.attempt:
+                    ids += [
+                        child_id(self.id, event.element, event.attempt, index)
+                        for index in children.running()
+                    ]
+        if self.finished and any(
+            isinstance(e, ExecutionFailed | ExecutionCancelled) for e in events
+        ):
+            ids += [
+                child_id(self.id, key, node.children.attempt, index)
+                for key, node in self.nodes.items()
+                if node.children is not None and node.state == "running"
+                for index in node.children.running()
+            ]
+        return list(dict.fromkeys(ids))
+
+    def take_launches(self) -> list[ChildStart]:
+        """The children the last commands decided to start, once."""
+        launches, self._launches = self._launches, []
+        return launches
 
     def timers(self) -> list[tuple[str, str]]:
         """(key, wake_at) of every delay, retry wait and signal timeout still pending, and
@@ -365,6 +436,14 @@ class Execution:
         if node.kind.name == "signal":
             self._wait(node, at, actor, emit)
             return
+        if node.kind.spawns and self.depth >= MAX_DEPTH:
+            emit(NodeExecuting(at=at, actor=actor, element=key))
+            error = (
+                f"nesting deeper than {MAX_DEPTH} levels: this execution is at depth "
+                f"{self.depth}, so {key} cannot start a child"
+            )
+            emit(NodeFailed(at=at, actor=actor, element=key, error=error))
+            return
         try:
             request = node.kind.effect(node.prepared, scope)
         except ElementFailure as exc:
@@ -388,6 +467,33 @@ class Execution:
                 input=request,
                 wake_at=wake_at,
                 secrets=slots or None,
+            )
+        )
+        if node.kind.spawns:
+            self._spawn(key, at, actor, emit)
+
+    def _spawn(self, key: str, at: str, actor: str, emit: Any) -> None:
+        """Launch the first children of the element's attempt (none: done at once)."""
+        children = self.nodes[key].children
+        assert children is not None
+        if not children.items:
+            emit(NodeCompleted(at=at, actor=actor, element=key, output={"results": []}))
+            return
+        for index in range(children.launched):
+            self._launch(key, children, index)
+
+    def _launch(self, key: str, children: Children, index: int) -> None:
+        params = self.graph.nodes[key].params
+        self._launches.append(
+            ChildStart(
+                execution_id=child_id(self.id, key, children.attempt, index),
+                process_id=params.process_id,
+                version=params.version,
+                input=children.input_of(index),
+                element=key,
+                attempt=children.attempt,
+                index=index,
+                depth=self.depth + 1,
             )
         )
 
@@ -504,6 +610,62 @@ class Execution:
             return out  # kept for the element that waits for it later
         return out + self.advance(at, actor)
 
+    def child_ended(
+        self,
+        key: str,
+        attempt: int,
+        index: int,
+        status: str,
+        output: Any,
+        error: str | None,
+        at: str,
+        actor: str,
+    ) -> list[Event]:
+        """A child ended: record it, start the next item's, or end the element.
+
+        An end that no longer counts (the element failed, was retried, or the
+        execution ended) or that was told before decides nothing.
+        """
+        run = self.nodes.get(key)
+        children = None if run is None else run.children
+        if (
+            self.finished
+            or run is None
+            or children is None
+            or run.state != "running"
+            or run.wake_at is not None
+            or children.attempt != attempt
+            or index >= children.launched
+            or index in children.ended
+        ):
+            return []
+        out: list[Event] = []
+        emit = self._emitter(out)
+        launched = children.launched
+        emit(
+            ChildEnded(
+                at=at,
+                actor=actor,
+                element=key,
+                attempt=attempt,
+                index=index,
+                execution_id=child_id(self.id, key, attempt, index),
+                status=status,
+                output=output if status == "completed" else None,
+                error=error,
+            )
+        )
+        if status != "completed":
+            reason = error or status
+            if children.each:
+                reason = f"item {index} {status}: {reason}"
+            return out + self.fail(key, attempt, reason, at, actor)
+        for next_index in range(launched, children.launched):
+            self._launch(key, children, next_index)
+        if not children.done:
+            return out
+        return out + self.complete(key, attempt, children.output(), at, actor)
+
     def fire_timer(self, key: str, at: str, actor: str) -> list[Event]:
         """A delay woke up, a retry wait ended, a signal's wait timed out, or the
         execution's timeout ran out."""
@@ -533,6 +695,8 @@ class Execution:
                     secrets=run.secrets,
                 )
             )
+            if self.graph.nodes[key].kind.spawns:
+                self._spawn(key, at, actor, emit)  # a fresh child for the new attempt
         return out + self.advance(at, actor)
 
     def _time_out(self, at: str, actor: str) -> list[Event]:
@@ -601,4 +765,5 @@ _APPLY: dict[type[Event], Any] = {
     EffectDiscarded: Execution._on_discarded,
     NodeWaiting: Execution._on_waiting,
     SignalReceived: Execution._on_signal,
+    ChildEnded: Execution._on_child_ended,
 }

@@ -21,7 +21,9 @@ from typing import Any, Literal, Protocol
 import msgspec
 from msgspec import UNSET, UnsetType
 
+from domain.children import child_id, is_spawn_request
 from domain.events import (
+    ChildEnded,
     Event,
     ExecutionCancelled,
     ExecutionCompleted,
@@ -52,6 +54,18 @@ class NodeStatus(msgspec.Struct, kw_only=True):
     retry_at: str | UnsetType = UNSET
     timeout_at: str | UnsetType = UNSET  # while a `signal` element waits with a timeout
     signal: str | UnsetType = UNSET  # the name a `signal` element waits (or waited) for
+    # A subprocess's child, or the children a foreach has started so far, in item order,
+    # of how many items (the current attempt's).
+    child_execution_id: str | UnsetType = UNSET
+    child_execution_ids: list[str] | UnsetType = UNSET
+    items: int | UnsetType = UNSET
+
+
+class ParentLink(msgspec.Struct, kw_only=True):
+    """The element of the execution that started this one."""
+
+    execution_id: str
+    element: str
 
 
 class ExecutionTrigger(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -80,6 +94,7 @@ class ExecutionSummary(msgspec.Struct, kw_only=True):
     from_: str | None = msgspec.field(name="from")
     failed_element: str | UnsetType | None = UNSET
     trigger: ExecutionTrigger | UnsetType = UNSET  # UNSET only in documents saved before it
+    parent: ParentLink | None = None
 
 
 class ExecutionStatus(ExecutionSummary, kw_only=True):
@@ -137,6 +152,10 @@ def fold_status(doc: ExecutionStatus, seq: int, event: Event) -> ExecutionStatus
             doc.input = event.input
             doc.from_ = event.from_element
             doc.trigger = _trigger_of(event)
+            if event.parent is not None:
+                doc.parent = ParentLink(
+                    execution_id=event.parent.execution_id, element=event.parent.element
+                )
         case NodeExecuting(element=key, attempt=attempt):
             node = nodes.setdefault(key, _node())
             node.state, node.attempts, node.error = "running", attempt, None
@@ -144,6 +163,8 @@ def fold_status(doc: ExecutionStatus, seq: int, event: Event) -> ExecutionStatus
                 node.started_at = event.at
             if event.wake_at is not None:
                 node.wake_at = event.wake_at
+            if is_spawn_request(event.input):
+                _link_children(doc.execution_id, key, attempt, node, event.input)
         case NodeWaiting(element=key, attempt=attempt):
             node = nodes.setdefault(key, _node())
             node.state, node.attempts, node.started_at = "waiting", attempt, event.at
@@ -164,6 +185,8 @@ def fold_status(doc: ExecutionStatus, seq: int, event: Event) -> ExecutionStatus
                 node.retry_at = node.timeout_at = UNSET
             else:
                 node.retry_at = event.retry_at
+        case ChildEnded(element=key):
+            _link_next_child(doc.execution_id, nodes.setdefault(key, _node()), event)
         case NodeSkipped(element=key):
             nodes.setdefault(key, _node()).state = "skipped"
         case ExecutionCompleted(output=output):
@@ -176,6 +199,32 @@ def fold_status(doc: ExecutionStatus, seq: int, event: Event) -> ExecutionStatus
             doc.status, doc.finished_at = "cancelled", event.at
             _stop_running(nodes)
     return doc
+
+
+def _link_children(
+    execution_id: str, key: str, attempt: int, node: NodeStatus, request: dict[str, Any]
+) -> None:
+    total = len(request["items"])
+    if not request["each"]:
+        node.child_execution_id = child_id(execution_id, key, attempt, 0)
+        return
+    launched = min(total, request["concurrency"])
+    node.items = total
+    node.child_execution_ids = [child_id(execution_id, key, attempt, i) for i in range(launched)]
+
+
+def _link_next_child(execution_id: str, node: NodeStatus, event: ChildEnded) -> None:
+    # As the aggregate does (domain.children.Children.end): each completed child lets
+    # the next item's start, a failed one stops them.
+    ids = node.child_execution_ids
+    if (
+        isinstance(ids, list)
+        and isinstance(node.items, int)
+        and event.attempt == node.attempts
+        and event.status == "completed"
+        and len(ids) < node.items
+    ):
+        ids.append(child_id(execution_id, event.element, event.attempt, len(ids)))
 
 
 def _stop_running(nodes: dict[str, NodeStatus]) -> None:

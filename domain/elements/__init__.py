@@ -8,9 +8,11 @@ from domain.elements.condition import Condition
 from domain.elements.delay import Delay
 from domain.elements.end import End
 from domain.elements.fail import Fail
+from domain.elements.foreach import Foreach
 from domain.elements.http import Http
 from domain.elements.join import Join
 from domain.elements.signal import Signal
+from domain.elements.subprocess import Subprocess
 from domain.elements.transform import Transform
 from domain.elements.trigger import Trigger
 
@@ -27,6 +29,8 @@ ELEMENT_TYPES: dict[str, ElementType] = {
         End(),
         Fail(),
         Signal(),
+        Subprocess(),
+        Foreach(),
     )
 }
 

@@ -50,6 +50,8 @@ class ElementType:
     params_type: ClassVar[type[msgspec.Struct]] = NoParams
     ports: ClassVar[tuple[str, ...]] = ("out",)
     side_effects: ClassVar[bool] = False
+    # Runs child executions (subprocess, foreach) instead of an effect of the engine's.
+    spawns: ClassVar[bool] = False
     is_join: ClassVar[bool] = False
 
     def parse(self, params: dict[str, Any]) -> Any:

@@ -1,9 +1,9 @@
 """Replay: rebuild an execution from its history and re-decide every step.
 
-Outside facts (an effect's answer or failure, a timer firing, a signal, a cancel) are taken
-from history and fed to the same commands the engine called; everything the
-orchestrator decides in response must equal what history recorded. Nothing
-outside is called: effect results come from the events themselves.
+Outside facts (an effect's answer or failure, a timer firing, a signal, a child's end,
+a cancel) are taken from history and fed to the same commands the engine called;
+everything the orchestrator decides in response must equal what history recorded.
+Nothing outside is called: effect results come from the events themselves.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import msgspec
 
 from domain.definition import Graph
 from domain.events import (
+    ChildEnded,
     EffectDiscarded,
     Event,
     ExecutionCancelled,
@@ -106,6 +107,10 @@ def take_outside_fact(execution: Execution, fact: Event) -> list[Event] | None:
             return execution.signal(name, data, at, actor, fact.idempotency_key, fact.request_hash)
         case NodeFailed(element=key) if key in timers:
             return execution.fire_timer(key, at, actor)  # a signal's wait timed out
+        case ChildEnded(element=key, attempt=attempt, index=index, status=status):
+            return execution.child_ended(
+                key, attempt, index, status, fact.output, fact.error, at, actor
+            )
         case EffectDiscarded(element=key, attempt=attempt, output=output, error=error):
             return execution.discard(key, attempt, output, error, at, actor)
         case NodeExecuting(element=key) if key in timers:

@@ -31,6 +31,7 @@ HISTORIES = Path(__file__).resolve().parents[1] / "histories"
 DIVERGENT = HISTORIES / "divergent"
 T0 = "2024-05-01T09:00:00.000000Z"
 ENGINE = "loom-engine"
+CHILD = "5d8e2f77-1c3b-4a9e-8f61-2b7d4c9e0a33"  # the process the children run
 
 
 class History(msgspec.Struct):
@@ -56,7 +57,8 @@ def record(
 ) -> list[Event]:
     """Run a definition through the aggregate as the engine would, one second per step.
 
-    Effects in flight are answered in order from `answers[key]` (an output, or a Failure);
+    Effects in flight, and the children a subprocess or foreach awaits, are answered in
+    order from `answers[key]` (an output, or a Failure);
     then `signals` (name, data, actor) are sent one a step while an element waits;
     timers fire at their wake-up time. With `cancel_when_waiting`, the first time nothing
     is in flight and only timers remain, the execution is cancelled instead.
@@ -78,6 +80,20 @@ def record(
                 events += execution.fail(key, attempt, outcome.error, iso(now), ENGINE)
             else:
                 events += execution.complete(key, attempt, outcome, iso(now), ENGINE)
+        elif execution.awaiting():  # children end in order, answered like effects
+            key, attempt, index, _ = execution.awaiting()[0]
+            outcome = scripted[key].pop(0)
+            failed = isinstance(outcome, Failure)
+            events += execution.child_ended(
+                key,
+                attempt,
+                index,
+                "failed" if failed else "completed",
+                None if failed else outcome,
+                outcome.error if failed else None,
+                iso(now),
+                ENGINE,
+            )
         elif to_send and execution.waiting():
             name, data, actor = to_send.pop(0)
             events += execution.signal(name, data, iso(now), actor)
@@ -353,6 +369,53 @@ SCENARIOS: dict[str, tuple[Any, ...]] = {
         None,
         False,
         [("approval", {"ok": True}, "carol")],
+    ),
+    "subprocess": (
+        process(
+            (
+                [
+                    el("start", "trigger"),
+                    el("score", "subprocess", process_id=CHILD, input="{'lead': input.name}"),
+                    el("done", "end"),
+                ],
+                [edge("start", "score"), edge("score", "done")],
+            )
+        ),
+        {"name": "bob"},
+        {"score": [{"score": 7}]},
+    ),
+    "subprocess_error_port": (
+        process(
+            (
+                [
+                    el("start", "trigger"),
+                    el("score", "subprocess", process_id=CHILD, version=2),
+                    el("done", "end"),
+                    el("unscored", "end"),
+                ],
+                [
+                    edge("start", "score"),
+                    edge("score", "done"),
+                    edge("score", "unscored", "error"),
+                ],
+            )
+        ),
+        {"name": "bob"},
+        {"score": [Failure("lead not found")]},
+    ),
+    "foreach": (
+        process(
+            (
+                [
+                    el("start", "trigger"),
+                    el("each", "foreach", items="input.leads", process_id=CHILD, concurrency=2),
+                    el("done", "end"),
+                ],
+                [edge("start", "each"), edge("each", "done")],
+            )
+        ),
+        {"leads": ["ann", "bob", "cid"]},
+        {"each": [{"score": 3}, {"score": 7}, {"score": 5}]},
     ),
     "agent": (
         process(
