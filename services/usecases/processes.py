@@ -103,6 +103,7 @@ class ProcessService:
             problems = [msgspec.to_builtins(p) for p in exc.problems]
             raise Invalid(exc.detail, key=exc.key, problems=problems) from None
         self._check_agents(tenant, graph)
+        self._check_children(tenant, graph, process_id)
         check_signal_schemas(graph)
         if process_id is None:
             process = Process(new_id())
@@ -251,6 +252,33 @@ class ProcessService:
                 known[agent_id] = bool(saved_versions(self._store, tenant, agent_id))
             if not known[agent_id]:
                 problems.append(Problem(f"element {key!r}: agent {agent_id} does not exist", key))
+        if problems:
+            detail = problems[0].detail
+            raise Invalid(detail, key=problems[0].key, problems=msgspec.to_builtins(problems))
+
+    def _check_children(self, tenant: str, graph: Graph, saving: str | None) -> None:
+        """Every subprocess and foreach names a process of this tenant (itself included:
+        the nesting limit stops a recursion), at a version it has if one is pinned."""
+        problems = []
+        for key, node in graph.nodes.items():
+            if not node.kind.spawns:
+                continue
+            wanted, version = node.params.process_id, node.params.version
+            problem = None
+            if wanted == saving:
+                latest = None if saving is None else self._load(tenant, saving).version
+                if version is not None and (latest is None or version > latest + 1):
+                    problem = f"process {wanted} will not have a version {version}"
+            else:
+                try:
+                    process = self._catalog.load(tenant, wanted)
+                except UnknownProcess:
+                    problem = f"process {wanted} does not exist"
+                else:
+                    if version is not None and version > process.version:
+                        problem = f"process {wanted} has no version {version}"
+            if problem is not None:
+                problems.append(Problem(f"element {key!r}: {problem}", key))
         if problems:
             detail = problems[0].detail
             raise Invalid(detail, key=problems[0].key, problems=msgspec.to_builtins(problems))

@@ -5,6 +5,11 @@ aggregate, append them to the store in one transaction (a whole run of pure
 elements at once), publish them, then schedule whatever effects and timers the
 new state holds. Effects and timers are derived from state, so resuming after a
 restart is just loading the running executions and scheduling them again.
+
+Child executions (subprocess, foreach) are started in the same transaction as the
+parent's decision to start them, so a child exists exactly when its parent has
+recorded it; a child that ends tells its parent, and a parent that is loaded again
+asks its children how they stand, so a crash between the two loses nothing.
 """
 
 from __future__ import annotations
@@ -18,10 +23,12 @@ from uuid import UUID
 
 import structlog
 
+from domain.children import ChildStart
 from domain.clock import iso, parse_iso
 from domain.errors import InvalidCommand
-from domain.events import Event, ExecutionStarted
+from domain.events import Event, ExecutionStarted, ParentRef
 from domain.execution import Execution
+from domain.limits import ValueTooLarge
 from domain.ports import (
     Append,
     Clock,
@@ -42,6 +49,10 @@ from services.usecases.ports import UnknownExecution
 log = structlog.get_logger("loom.engine")
 
 Decision = Callable[[Execution], list[Event]]
+# Children that end the moment they start (a pure child process) are told to their
+# parent in the same commit, this many per commit; the rest are told after it.
+CHILD_ENDS_PER_COMMIT = 128
+Child = tuple[Execution, list[Event]]
 
 
 class Engine:
@@ -121,6 +132,7 @@ class Engine:
                 tenant, execution_id, lambda ex: ex.advance(self.now(), self.actor)
             )
             self._schedule(tenant, execution)
+            await self._settle_family(tenant, execution)
             count += 1
         log.info("executions resumed", count=count)
         return count
@@ -136,7 +148,8 @@ class Engine:
         key = (tenant, execution_id)
         async with self._lock(key):
             execution, events = Execution.start(execution_id, graph, started)
-            await self._commit(tenant, execution, 0, events)
+            children = await self._start_children(tenant, execution, events)
+            await self._commit(tenant, execution, 0, events, children)
             return execution
 
     async def cancel(self, tenant: str, execution_id: str, actor: str) -> Execution:
@@ -179,13 +192,14 @@ class Engine:
                 before = execution.seq
                 try:
                     events = decide(execution)
+                    children = await self._start_children(tenant, execution, events)
                 except Exception:
                     self._cache.pop(key, None)
                     raise
                 if not events:
                     return execution
                 try:
-                    await self._commit(tenant, execution, before, events)
+                    await self._commit(tenant, execution, before, events, children)
                 except ConcurrencyError:
                     # Another engine recorded a step first: reload its history and decide again.
                     self._cache.pop(key, None)
@@ -196,27 +210,171 @@ class Engine:
             raise ConcurrencyError(f"execution {execution_id} kept moving under us")
 
     async def _commit(
-        self, tenant: str, execution: Execution, before: int, events: list[Event]
+        self,
+        tenant: str,
+        execution: Execution,
+        before: int,
+        events: list[Event],
+        children: list[Child] | None = None,
     ) -> None:
         key = (tenant, execution.id)
-        stream = UUID(execution.id)
+        writes = [(execution, before, events), *((c, 0, e) for c, e in children or ())]
+        appends = [Append(UUID(ex.id), seq, evs) for ex, seq, evs in writes]
         try:
-            positions = await self._committer.append(tenant, Append(stream, before, events))
+            positions = await self._committer.append_all(tenant, appends)
         except BaseException:
             self._cache.pop(key, None)
             raise
-        recorded = [
-            RecordedEvent(stream, before + i + 1, event, positions[i] if positions else 0)
-            for i, event in enumerate(events)
-        ]
-        if execution.finished:
-            self._cache.pop(key, None)
-            self._locks.pop(key, None)
-            self._stop(tenant, execution.id)
-        else:
-            self._remember(key, execution)
+        recorded: list[RecordedEvent] = []
+        for ex, seq, evs in writes:
+            stream, offset = UUID(ex.id), len(recorded)
+            recorded += [
+                RecordedEvent(stream, seq + i + 1, event, positions[offset + i] if positions else 0)
+                for i, event in enumerate(evs)
+            ]
+        for ex, _, _ in writes:
+            if ex.finished:
+                self._cache.pop((tenant, ex.id), None)
+                self._locks.pop((tenant, ex.id), None)
+                self._stop(tenant, ex.id)
+            else:
+                self._remember((tenant, ex.id), ex)
         await self._bus.publish(tenant, recorded)
-        self._schedule(tenant, execution)
+        for ex, _, evs in writes:
+            self._schedule(tenant, ex)
+            abandoned = ex.abandoned(evs)
+            if abandoned:
+                self._spawn(self._cancel_children(tenant, abandoned))
+        family = {ex.id: ex for ex, _, _ in writes}
+        for child, _ in children or ():
+            assert child.parent is not None
+            parent = family[child.parent.execution_id]
+            if child.finished and not self._told(parent, child):
+                self._spawn(self._tell_parent(tenant, child))
+        if execution.finished and execution.parent is not None:
+            # The parent's lock is not ours to wait for here (it may be held by the
+            # command that started this child): tell it from a task of its own.
+            self._spawn(self._tell_parent(tenant, execution))
+
+    # --- children ------------------------------------------------------------------------
+
+    async def _start_children(
+        self, tenant: str, parent: Execution, events: list[Event]
+    ) -> list[Child]:
+        """Start the children the decision launched, and theirs (extending `events` with the
+        ends of those that ended at once); a child whose process cannot start fails its
+        element."""
+        children: list[Child] = []
+        told = 0
+        failed: set[tuple[str, int]] = set()
+        while launches := parent.take_launches():
+            now = self.now()
+            for spec in launches:
+                if (spec.element, spec.attempt) in failed:
+                    continue
+                try:
+                    child = await self._child(tenant, spec, parent.id, now)
+                except (LookupError, InvalidCommand, ValueTooLarge) as exc:
+                    failed.add((spec.element, spec.attempt))
+                    children = _without(children, parent.id, spec)
+                    error = f"could not start a child of process {spec.process_id}: {exc}"
+                    events += parent.fail(spec.element, spec.attempt, error, now, self.actor)
+                    continue
+                # A child that starts children of its own starts them in the same commit.
+                grandchildren = await self._start_children(tenant, *child)
+                children += [child, *grandchildren]
+                execution = child[0]
+                if execution.finished and told < CHILD_ENDS_PER_COMMIT:
+                    told += 1
+                    status, output, error = _ending(execution)
+                    events += parent.child_ended(
+                        spec.element,
+                        spec.attempt,
+                        spec.index,
+                        status,
+                        output,
+                        error,
+                        now,
+                        self.actor,
+                    )
+        return children
+
+    async def _child(self, tenant: str, spec: ChildStart, parent_id: str, now: str) -> Child:
+        version = spec.version
+        if version is None:
+            process = await self._catalog.latest(tenant, spec.process_id)
+            if process.archived is not None:
+                raise InvalidCommand(f"process {spec.process_id} is archived")
+            version = process.version
+        graph = await self._catalog.graph(tenant, spec.process_id, version)
+        started = ExecutionStarted(
+            at=now,
+            actor=self.actor,
+            process_id=spec.process_id,
+            version=version,
+            input=spec.input,
+            trigger={"type": "parent"},
+            parent=ParentRef(
+                execution_id=parent_id,
+                element=spec.element,
+                attempt=spec.attempt,
+                index=spec.index,
+                depth=spec.depth,
+            ),
+        )
+        return Execution.start(spec.execution_id, graph, started)
+
+    def _told(self, parent: Execution, child: Execution) -> bool:
+        ref = child.parent
+        if ref is None:
+            return True
+        run = parent.nodes.get(ref.element)
+        return (
+            run is None
+            or run.children is None
+            or run.children.attempt != ref.attempt
+            or ref.index in run.children.ended
+        )
+
+    async def _tell_parent(self, tenant: str, child: Execution) -> None:
+        ref = child.parent
+        assert ref is not None
+        status, output, error = _ending(child)
+
+        def decide(parent: Execution) -> list[Event]:
+            return parent.child_ended(
+                ref.element, ref.attempt, ref.index, status, output, error, self.now(), self.actor
+            )
+
+        try:
+            await self._command(tenant, ref.execution_id, decide)
+        except (UnknownExecution, InvalidCommand):
+            pass
+        except Exception:
+            # The parent asks again when it is loaded next (_settle_family).
+            log.exception("a child's end could not be told", execution_id=child.id)
+
+    async def _cancel_children(self, tenant: str, ids: list[str]) -> None:
+        for child_id in ids:
+            try:
+                await self.cancel(tenant, child_id, self.actor)
+            except (UnknownExecution, InvalidCommand, ConcurrencyError):
+                pass  # ended already, or never started
+            except Exception:
+                log.exception("a child could not be cancelled", execution_id=child_id)
+
+    async def _settle_family(self, tenant: str, execution: Execution) -> None:
+        """After a restart: tell this execution what its children did meanwhile, and end
+        it if its parent ended (either word may have been lost in a crash)."""
+        for _, _, _, child_id in execution.awaiting():
+            child = await self._get(tenant, child_id)
+            if child is not None and child.finished:
+                await self._tell_parent(tenant, child)
+        ref = execution.parent
+        if ref is not None and not execution.finished:
+            parent = await self._get(tenant, ref.execution_id)
+            if parent is not None and parent.finished:
+                await self._cancel_children(tenant, [execution.id])
 
     # --- state -------------------------------------------------------------------------
 
@@ -265,12 +423,17 @@ class Engine:
         """
         self.forget(tenant, execution_id)
         execution = await self._get(tenant, execution_id)
-        if execution is None or execution.finished:
+        if execution is None:
+            return execution
+        if execution.finished:
+            if execution.parent is not None:
+                await self._tell_parent(tenant, execution)  # told twice decides nothing
             return execution
         execution = await self._command(
             tenant, execution_id, lambda ex: ex.advance(self.now(), self.actor)
         )
         self._schedule(tenant, execution)
+        await self._settle_family(tenant, execution)
         return execution
 
     async def reconcile(self, tenant: str, execution_id: str) -> Execution | None:
@@ -408,3 +571,29 @@ class Engine:
             await self._command(tenant, execution_id, decide)
         except Exception:
             log.exception("timer could not fire", execution_id=execution_id, element=element)
+
+
+def _ending(execution: Execution) -> tuple[str, Any, str | None]:
+    """What a parent records of an ended child: status, output, error."""
+    if execution.status == "completed":
+        return "completed", execution.output, None
+    if execution.status == "cancelled":
+        return "cancelled", None, "the child execution was cancelled"
+    return execution.status, None, execution.error
+
+
+def _without(children: list[Child], parent_id: str, spec: ChildStart) -> list[Child]:
+    """`children` less those of the element attempt `spec` launched, and their descendants
+    (a child comes before its own children in the list)."""
+    dropped: set[str] = set()
+    kept: list[Child] = []
+    for child in children:
+        ref = child[0].parent
+        assert ref is not None
+        if ref.execution_id in dropped or (
+            (ref.execution_id, ref.element, ref.attempt) == (parent_id, spec.element, spec.attempt)
+        ):
+            dropped.add(child[0].id)
+        else:
+            kept.append(child)
+    return kept
