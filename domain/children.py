@@ -52,9 +52,18 @@ class ChildStart(msgspec.Struct, frozen=True, kw_only=True):
 class Children:
     """One attempt of a subprocess or foreach element: its items and what became of them."""
 
-    __slots__ = ("attempt", "concurrency", "each", "ended", "failed", "items", "launched")
+    __slots__ = (
+        "attempt",
+        "concurrency",
+        "deadline",
+        "each",
+        "ended",
+        "failed",
+        "items",
+        "launched",
+    )
 
-    def __init__(self, request: dict[str, Any], attempt: int) -> None:
+    def __init__(self, request: dict[str, Any], attempt: int, deadline: str | None) -> None:
         self.items: list[Any] = request["items"]
         self.each: bool = request["each"]
         self.concurrency: int = request["concurrency"]
@@ -62,6 +71,7 @@ class Children:
         self.launched: int = min(len(self.items), self.concurrency)
         self.ended: dict[int, ChildEnded] = {}
         self.failed = False
+        self.deadline = deadline  # the attempt's `timeout_s` runs out (a durable timer)
 
     def end(self, event: ChildEnded) -> int | None:
         """Fold an ended child; the index of the child this lets start, if any."""

@@ -148,8 +148,13 @@ class Execution:
         node.request = event.input
         node.secrets = event.secrets
         node.wake_at = event.wake_at
-        if event.input is not None and self.graph.nodes[event.element].kind.spawns:
-            node.children = Children(event.input, event.attempt)
+        element = self.graph.nodes[event.element]
+        if event.input is not None and element.kind.spawns:
+            # The deadline is a fold of the attempt's start and the element's params, so
+            # a replay sets the same timer.
+            timeout_s = element.params.timeout_s
+            deadline = None if timeout_s is None else iso(parse_iso(event.at) + timeout_s)
+            node.children = Children(event.input, event.attempt, deadline)
 
     def _on_waiting(self, event: NodeWaiting) -> None:
         key = event.element
@@ -325,14 +330,24 @@ class Execution:
         return launches
 
     def timers(self) -> list[tuple[str, str]]:
-        """(key, wake_at) of every delay, retry wait and signal timeout still pending, and
-        the execution's own timeout (key EXECUTION_TIMEOUT) if it has one."""
+        """(key, wake_at) of every delay, retry wait, signal timeout and child executions'
+        timeout still pending, and the execution's own timeout (key EXECUTION_TIMEOUT) if
+        it has one."""
         if self.finished:
             return []  # a cancel or a failure ends every wait still pending
         timers = [
             (key, node.wake_at)
             for key, node in self.nodes.items()
             if node.state in ("running", "waiting") and node.wake_at is not None
+        ]
+        timers += [
+            (key, children.deadline)
+            for key, node in self.nodes.items()
+            if node.state == "running"
+            and node.wake_at is None
+            and (children := node.children) is not None
+            and children.deadline is not None
+            and children.attempt == node.attempts
         ]
         if self.deadline is not None:
             timers.append((EXECUTION_TIMEOUT, self.deadline))
@@ -678,6 +693,20 @@ class Execution:
                 NodeFailed(at=at, actor=actor, element=key, error=TIMED_OUT, attempt=run.attempts)
             )
             return out + self.advance(at, actor)
+        if (
+            not self.finished
+            and run is not None
+            and run.state == "running"
+            and run.wake_at is None
+            and run.children is not None
+            and run.children.deadline is not None
+            and run.children.attempt == run.attempts
+        ):
+            # The children ran out of time: fail the attempt (its retry policy applies,
+            # and the engine cancels the children still running).
+            timeout_s = self.graph.nodes[key].params.timeout_s
+            error = f"timed out after {timeout_s:g} s waiting for its child executions"
+            return self.fail(key, run.attempts, error, at, actor)
         if self.finished or run is None or run.state != "running" or run.wake_at is None:
             raise InvalidCommand(f"element {key!r} has no timer waiting")
         out = []

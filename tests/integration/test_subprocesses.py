@@ -241,6 +241,22 @@ async def test_cancelling_a_parent_cancels_the_child_it_waits_for(client: Client
     assert (await until_status(client, child_id, "cancelled"))["status"] == "cancelled"
 
 
+async def test_a_child_past_the_elements_timeout_fails_it_and_is_cancelled(
+    client: Client,
+) -> None:
+    child_process = await create(client, waiting())
+    parent_id = await start(client, await create(client, calling(child_process, timeout_s=0.3)))
+
+    parent = await until_status(client, parent_id, "completed", "failed")
+
+    call = parent["nodes"]["call"]
+    assert call["state"] == "failed"
+    assert call["error"] == "timed out after 0.3 s waiting for its child executions"
+    assert parent["nodes"]["oops"]["state"] == "completed"
+    child = await until_status(client, call["child_execution_id"], "cancelled", "completed")
+    assert child["status"] == "cancelled"
+
+
 async def test_a_parent_waits_for_its_child_across_a_restart(
     open_loom: Callable[[], Any],
 ) -> None:

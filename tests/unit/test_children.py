@@ -93,6 +93,56 @@ def test_a_subprocess_starts_one_child_with_its_input_under_an_id_derived_from_i
     assert execution.take_launches() == []  # handed over once
 
 
+def test_a_subprocess_whose_child_runs_past_timeout_s_fails_and_abandons_the_child():
+    g = calling(timeout_s=60)
+    started = ExecutionStarted(at=T0, actor="alice", process_id="p", version=1, input=1)
+    execution, history = Execution.start(PARENT, g, started)
+    [spec] = execution.take_launches()
+
+    assert execution.timers() == [("call", at(60))]  # durable: a timer, not a task
+    events = execution.fire_timer("call", at(60), ENGINE)
+
+    failed = execution.nodes["call"]
+    assert (failed.state, failed.error) == (
+        "failed",
+        "timed out after 60 s waiting for its child executions",
+    )
+    assert "oops" in execution.output  # the error port takes the timeout
+    assert execution.abandoned(events) == [spec.execution_id]
+    assert ended(execution, "call", 0, {"late": True}, seconds=61) == []  # too late to count
+    rebuilt = Execution.rebuild(PARENT, g, history + events)
+    assert (rebuilt.status, rebuilt.timers()) == ("completed", [])
+
+
+def test_a_retried_subprocess_gets_a_fresh_timeout_per_attempt():
+    retry = {"max_attempts": 2, "initial_interval_s": 5}
+    execution = start(calling(timeout_s=30, retry=retry), 1)
+
+    execution.fire_timer("call", at(30), ENGINE)
+    assert execution.timers() == [("call", at(35))]  # the retry wait
+    execution.fire_timer("call", at(35), ENGINE)
+
+    assert execution.timers() == [("call", at(65))]
+    assert execution.nodes["call"].attempts == 2
+
+
+def test_a_foreach_timeout_counts_from_the_start_of_the_element_not_of_each_child():
+    g = graph(
+        el("start", "trigger"),
+        el("each", "foreach", items="input.items", process_id=CHILD_PROCESS, concurrency=1,
+           timeout_s=10),
+        el("done", "end"),
+        connections=[edge("start", "each"), edge("each", "done")],
+    )  # fmt: skip
+    execution = start(g, {"items": ["a", "b"]})
+    ended(execution, "each", 0, "A", seconds=9)
+
+    assert execution.timers() == [("each", at(10))]
+    execution.fire_timer("each", at(10), ENGINE)
+    assert execution.status == "failed"
+    assert "timed out after 10 s" in (execution.error or "")
+
+
 def test_the_same_start_decided_twice_names_the_same_child():
     first, second = start(calling(), 1), start(calling(), 1)
 
