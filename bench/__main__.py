@@ -16,6 +16,7 @@ import psycopg
 
 from bench import (
     api_bench,
+    children_bench,
     engine_bench,
     fairness_bench,
     lists_bench,
@@ -57,6 +58,7 @@ def main() -> None:
     webhook_bench.main([])
     signals_bench.main([f"sqlite:///{workdir}/signals.db", url])
     schedules_bench.main(["--postgres", url])
+    children_bench.main([f"sqlite:///{workdir}/children.db", url])
 
 
 def _replay_tooling(workdir: str, url: str) -> None:

@@ -8,6 +8,7 @@ launched is a fold too: `concurrency` at first, one more each time one completes
 
 from __future__ import annotations
 
+import functools
 import uuid
 from typing import Any
 
@@ -22,6 +23,7 @@ MAX_DEPTH = 10
 _CHILDREN = uuid.UUID("6f1d3c2a-8b4e-5a7f-9c1d-2e3f4a5b6c7d")
 
 
+@functools.lru_cache(maxsize=65_536)  # the engine, the fold and the status ask for each
 def child_id(parent_id: str, element: str, attempt: int, index: int) -> str:
     return str(uuid.uuid5(_CHILDREN, f"{parent_id}/{element}/{attempt}/{index}"))
 

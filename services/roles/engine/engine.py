@@ -51,7 +51,7 @@ log = structlog.get_logger("loom.engine")
 Decision = Callable[[Execution], list[Event]]
 # Children that end the moment they start (a pure child process) are told to their
 # parent in the same commit, this many per commit; the rest are told after it.
-CHILD_ENDS_PER_COMMIT = 128
+CHILD_ENDS_PER_COMMIT = 512
 Child = tuple[Execution, list[Event]]
 
 
