@@ -14,7 +14,7 @@ from typing import Any
 
 import msgspec
 
-from domain.events import ChildEnded
+from domain.events import ChildEnded, Event, NodeExecuting
 
 MAX_DEPTH = 10
 
@@ -102,3 +102,22 @@ class Children:
         if not self.each:
             return self.ended[0].output
         return {"results": [self.ended[i].output for i in range(len(self.items))]}
+
+
+def launched_children(execution_id: str, history: list[Event]) -> list[str]:
+    """The ids of every child an execution launched, attempt by attempt, in the
+    order of its history: what `loom replay --tree` walks. Read from the history
+    alone, with the fold's own rule for what a completed child lets start."""
+    attempts: dict[tuple[str, int], Children] = {}
+    for event in history:
+        if isinstance(event, NodeExecuting) and is_spawn_request(event.input):
+            attempts[(event.element, event.attempt)] = Children(event.input, event.attempt, None)
+        elif isinstance(event, ChildEnded):
+            children = attempts.get((event.element, event.attempt))
+            if children is not None:
+                children.end(event)
+    return [
+        child_id(execution_id, element, attempt, index)
+        for (element, attempt), children in attempts.items()
+        for index in range(children.launched)
+    ]

@@ -17,6 +17,7 @@ from uuid import UUID
 import msgspec
 
 from domain.events import (
+    ChildEnded,
     EffectDiscarded,
     Event,
     ExecutionCancelled,
@@ -93,6 +94,10 @@ def summarize(event: Event) -> str:
             text = f"process {event.process_id} v{event.version} input {_json(event.input)}"
             if event.rerun_of:
                 text += f" (rerun of {event.rerun_of} from {event.from_element})"
+            if event.parent is not None:
+                # The link first: the summary is cut at SUMMARY_WIDTH, the input may be long.
+                parent = event.parent
+                text = f"child of {parent.execution_id} ({parent.element}): {text}"
         case NodeExecuting(attempt=attempt, input=request, wake_at=wake_at):
             text = f"attempt {attempt}"
             if wake_at is not None:
@@ -117,6 +122,10 @@ def summarize(event: Event) -> str:
             text = f"output {_json(output)}"
         case ExecutionFailed(error=error, element=element):
             text = error if element is None else f"{element}: {error}"
+        case ChildEnded(execution_id=child, index=index, status=status, error=error):
+            text = f"child {child} (item {index}) {status}"
+            if error is not None:
+                text += f": {error}"
         case ExecutionCancelled(reason=reason):
             text = reason or "cancelled"
         case EffectDiscarded(attempt=attempt, output=output, error=error):

@@ -52,6 +52,9 @@ def add_parsers(sub: Any) -> None:
     cmd.add_argument("--tenant", required=True)
     cmd.add_argument("execution_id", nargs="?")
     cmd.add_argument("--all", action="store_true", help="every execution of the tenant")
+    cmd.add_argument(
+        "--tree", action="store_true", help="the execution and every descendant (sub-processes)"
+    )
     what = cmd.add_mutually_exclusive_group()
     what.add_argument("--version", type=int, help="what-if: this version of the process")
     what.add_argument("--definition", metavar="FILE", help="what-if: a definition in a file")
@@ -160,11 +163,17 @@ def _verify(args: argparse.Namespace, rows: list[tuple[int, bytes]]) -> int:
 
 def _replay(settings: Settings, args: argparse.Namespace) -> int:
     if args.all:
-        if args.execution_id or args.version is not None or args.definition:
-            raise ToolError("--all replays every execution: give no ID, --version or --definition")
+        if args.execution_id or args.version is not None or args.definition or args.tree:
+            raise ToolError(
+                "--all replays every execution: give no ID, --version, --definition or --tree"
+            )
         return _replay_all(settings, args.tenant)
     if not args.execution_id:
         raise ToolError("give an execution ID, or --all")
+    if args.tree:
+        if args.version is not None or args.definition:
+            raise ToolError("--tree replays what happened: give no --version or --definition")
+        return _replay_tree(settings, args.tenant, args.execution_id)
     with _histories(settings) as histories:
         if args.version is not None or args.definition:
             report = whatif.what_if(
@@ -182,6 +191,27 @@ def _replay(settings: Settings, args: argparse.Namespace) -> int:
     for line in replay.describe(outcome.divergence):
         say(line)
     return 1
+
+
+def _replay_tree(settings: Settings, tenant: str, execution_id: str) -> int:
+    with _histories(settings) as histories:
+        nodes = replay.replay_tree(histories, tenant, execution_id)
+    failed = 0
+    for node in nodes:
+        outcome = node.outcome
+        indent = "  " * node.depth
+        if outcome.error is not None:
+            say(f"{indent}{outcome.execution_id}: cannot replay: {outcome.error}")
+        elif outcome.divergence is not None:
+            say(
+                f"{indent}{outcome.execution_id}: diverges at event {outcome.divergence.seq}: "
+                f"{outcome.divergence.reason}"
+            )
+        else:
+            say(f"{indent}{outcome.execution_id}: deterministic, {outcome.events} events")
+        failed += not outcome.deterministic
+    say(f"replayed {len(nodes)} executions: {len(nodes) - failed} deterministic, {failed} not")
+    return 0 if not failed else 1
 
 
 def _replay_all(settings: Settings, tenant: str) -> int:

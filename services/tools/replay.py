@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 import msgspec
 
+from domain.children import launched_children
 from domain.events import ExecutionStarted
 from domain.history.replay import Divergence, ReplayReport, replay
 from services.tools.history import Histories, ToolError
@@ -53,6 +54,35 @@ def replay_one(histories: Histories, tenant: str, execution_id: str) -> ReplayRe
     assert isinstance(started, ExecutionStarted)
     graph = histories.graph(tenant, started)
     return replay(execution_id, graph, [r.event for r in history])
+
+
+class TreeNode(msgspec.Struct, frozen=True, kw_only=True):
+    """One execution of a tree replayed, at its depth (the root is 0)."""
+
+    depth: int
+    outcome: Outcome
+
+
+def replay_tree(histories: Histories, tenant: str, execution_id: str) -> list[TreeNode]:
+    """Replay an execution and every descendant, parents before their children.
+
+    Each replay uses its own recorded child results (no child is run again); the
+    tree is walked to check the children's own decisions as well. The children are
+    read from each parent's history (`launched_children`), not from a scan.
+    """
+    histories.events(tenant, execution_id)  # ToolError for an unknown root
+    nodes: list[TreeNode] = []
+    pending = [(0, execution_id)]
+    while pending:
+        depth, current = pending.pop()
+        outcome = _replay_quietly(histories, tenant, current)
+        nodes.append(TreeNode(depth=depth, outcome=outcome))
+        if outcome.error is not None:
+            continue
+        history = [r.event for r in histories.events(tenant, current)]
+        children = launched_children(current, history)
+        pending.extend((depth + 1, child) for child in reversed(children))
+    return nodes
 
 
 def replay_tenant(
