@@ -21,6 +21,7 @@ from bench import (
     fairness_bench,
     lists_bench,
     live_bench,
+    reads_bench,
     replay_bench,
     schedules_bench,
     secrets_bench,
@@ -59,6 +60,7 @@ def main() -> None:
     signals_bench.main([f"sqlite:///{workdir}/signals.db", url])
     schedules_bench.main(["--postgres", url])
     children_bench.main([f"sqlite:///{workdir}/children.db", url])
+    reads_bench.main([f"sqlite:///{workdir}/reads.db", url])
 
 
 def _replay_tooling(workdir: str, url: str) -> None:

@@ -76,6 +76,7 @@ from services.usecases.agents import AgentService
 from services.usecases.catalog import DefinitionCatalog
 from services.usecases.executions import ExecutionService
 from services.usecases.processes import ProcessService
+from services.usecases.read_positions import TrackedPosition
 from services.usecases.schedules import ScheduleService
 from services.usecases.secrets import SecretService
 from services.usecases.signals import SignalService
@@ -173,8 +174,19 @@ class Loom:
             self.nats = NatsClient(NatsSettings.from_url(self.settings.nats_url or ""))
         # A start-and-wait watches the execution's events: apart, the engines commit them.
         waits: EventFeed = NatsEventFeed(self.nats) if self.distributed else self.bus
+        # A list waits for the read model to hold what a status may have shown.
+        caught_up = (
+            TrackedPosition(self.store, self.statuses) if self.distributed else self.projector.saved
+        )
         self.executions = ExecutionService(
-            self.store, self.catalog, self.engine, self.statuses, live, self.limits, waits
+            self.store,
+            self.catalog,
+            self.engine,
+            self.statuses,
+            live,
+            self.limits,
+            waits,
+            caught_up,
         )
         self.webhooks = WebhookService(self.processes, self.executions, self.secrets)
         # Ticks are fired by engines only: apart, each engine role fires every tick, and

@@ -34,7 +34,7 @@ from projections.status import (
 )
 from services.usecases.blocking import blocking
 from services.usecases.catalog import DefinitionCatalog, UnknownProcess
-from services.usecases.errors import Conflict, Invalid, NotFound
+from services.usecases.errors import Conflict, Invalid, NotFound, Unavailable
 from services.usecases.execution_answers import (
     EventOut,
     ExecutionOut,
@@ -44,9 +44,12 @@ from services.usecases.execution_answers import (
 )
 from services.usecases.ids import new_id
 from services.usecases.ports import ExecutionCommands, UnknownExecution
+from services.usecases.read_positions import ReadModelCaughtUp
 from services.usecases.tenant_limits import NO_LIMITS, TenantLimits, TenantOverLimit
 
 MAX_TIMEOUT_S = 366 * 24 * 3600
+# How long a list waits for the read model to reach what the store held when asked.
+LIST_WAIT_S = 5.0
 
 
 # A projector's view of what it has folded but maybe not saved: (tenant, id) → doc or None.
@@ -73,9 +76,12 @@ class ExecutionService:
         live: LiveStatus | None = None,
         limits: TenantLimits | None = None,
         feed: EventFeed | None = None,
+        caught_up: ReadModelCaughtUp | None = None,
     ) -> None:
-        """`feed`: the live events, which a start-and-wait watches instead of polling."""
+        """`feed`: the live events, which a start-and-wait watches instead of polling;
+        `caught_up`: waits until the read model a list reads has what a status showed."""
         self._feed = feed
+        self._caught_up = caught_up
         self._store = store
         self._catalog = catalog
         self._engine = engine
@@ -279,6 +285,13 @@ class ExecutionService:
         if doc is None:
             # Not projected yet: the store is the record, fold it here.
             return await self._folded(tenant, execution_id)
+        # The read model may trail what the events or a WebSocket already showed: fold
+        # the store's tail past it (one indexed read, nothing when it is current).
+        tail = await blocking(
+            lambda: self._store.read(tenant, UUID(execution_id), after=doc.position)
+        )
+        for recorded in tail:
+            fold_status(doc, recorded.seq, recorded.event)
         return doc
 
     async def list(
@@ -298,6 +311,11 @@ class ExecutionService:
             # No process has such an id; answer as for any unknown one, without asking
             # a store that may refuse the value (PostgreSQL text cannot hold NUL).
             return ExecutionPage(items=[], next_cursor=None)
+        if self._caught_up is not None and not await self._caught_up(tenant, LIST_WAIT_S):
+            raise Unavailable(
+                "the executions list is behind the event store (the projector is late or"
+                " away); retry in a moment"
+            )
         items = await blocking(
             self._statuses.list,
             tenant,

@@ -256,3 +256,34 @@ async def test_a_fold_failing_as_it_is_delivered_never_reaches_the_engine(
     await asyncio.wait_for(projector.settled(), timeout=10)
     assert statuses.get("acme", str(stream)) == folded(store, stream)
     await projector.close()
+
+
+async def test_saved_answers_once_what_was_delivered_is_saved_and_not_before(
+    store: SQLiteEventStore, statuses: SQLiteStatusStore
+) -> None:
+    projector = Projector(store, statuses)
+    projector.open()
+    stream = uuid4()
+    projector.deliver("acme", commit(store, stream, 0, execution_events(2, finish=True)))
+    assert statuses.get("acme", str(stream)) is None  # folded in memory, not saved yet
+    assert await projector.saved("acme", timeout=10)
+    # What a list then reads is what the status showed.
+    assert statuses.get("acme", str(stream)) == await projector.current("acme", str(stream))
+    assert await projector.saved("other", timeout=0)  # nothing of it was delivered
+    await projector.close()
+
+
+async def test_saved_gives_up_within_its_timeout_while_the_read_model_is_away(
+    store: SQLiteEventStore, statuses: SQLiteStatusStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(projector_module, "RETRY_S", 0.05)
+    flaky = FlakyStatuses(statuses, failures=1_000_000)
+    projector = Projector(store, flaky)
+    projector.open()
+    stream = uuid4()
+    projector.deliver("acme", commit(store, stream, 0, execution_events(1, finish=True)))
+    assert not await asyncio.wait_for(projector.saved("acme", timeout=0.3), timeout=5)
+    flaky.failures = 0  # back
+    assert await projector.saved("acme", timeout=10)
+    assert statuses.get("acme", str(stream)) == folded(store, stream)
+    await projector.close()

@@ -10,7 +10,9 @@ loop runs its store reads on a worker thread, catch-up runs them in place.
 
 The documents in memory are never older than the saved ones, so the API may
 answer status reads from them (`current`): in one process that makes the
-status of an execution current the moment its start has answered.
+status of an execution current the moment its start has answered. A list, which
+reads the saved documents, first waits (`saved`) until everything delivered of its
+tenant so far is saved, so it never shows an execution older than a status did.
 
 One module although long: the loop, the fold and the catch-up share the documents
 in memory and their positions, and keeping them together keeps that state in one
@@ -20,6 +22,7 @@ owner's hands.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import Counter, OrderedDict, defaultdict
 from collections.abc import Awaitable, Callable, Generator, Iterable, Sequence
 from functools import partial
@@ -50,6 +53,8 @@ RETRY_S = 1.0
 # Events that fail to fold this often for another reason than the store being away
 # are dropped (and logged), so that they do not hold up everything behind them.
 MAX_FAILURES = 5
+# A list waits at most this long for the saves it needs; past it, the store is away.
+SAVED_WAIT_S = 5.0
 
 Key = tuple[str, str]
 # What a step of the fold needs done off the loop (a store read or write), and the
@@ -89,6 +94,13 @@ class Projector:
         self._queued: Counter[Key] = Counter()  # documents with events in the inbox
         self._unsaved: dict[str, dict[str, ExecutionStatus]] = defaultdict(dict)
         self._positions: dict[str, int] = {}
+        # Per tenant, deliveries counted as they arrive, as they are folded (always a
+        # prefix: the inbox folds in order and nothing overtakes it), and as saved.
+        self._delivered: Counter[str] = Counter()
+        self._folded: Counter[str] = Counter()
+        self._saved: Counter[str] = Counter()
+        self._save_done = asyncio.Event()  # set (and replaced) after each save
+        self._hurry = asyncio.Event()  # a list waits on a save: skip the linger
         self._drain_lock = asyncio.Lock()
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
@@ -100,12 +112,16 @@ class Projector:
 
     def deliver(self, tenant: str, events: Sequence[RecordedEvent]) -> None:
         """Bus handler: fold now what needs no read, queue the rest; never raises."""
+        if not events:
+            return
         self._idle.clear()
         self._wake.set()
+        self._delivered[tenant] += 1
         # Behind anything queued, events wait their turn: a document folds in seq order.
         if not self._inbox:
             try:
                 if self._fold_in_memory(tenant, events):
+                    self._folded[tenant] += 1
                     return
             except Exception:
                 # Called by the engine right after its commit: a fold that fails here is
@@ -118,8 +134,9 @@ class Projector:
 
         On failure nothing of it stays queued: the bus delivers it again.
         """
-        mine = [_Queued(tenant, events) for tenant, events in batches]
+        mine = [_Queued(tenant, events) for tenant, events in batches if events]
         for queued in mine:
+            self._delivered[queued.tenant] += 1
             self._enqueue(queued)
         try:
             await self._drain(drop_failing=False)
@@ -127,6 +144,7 @@ class Projector:
             for queued in mine:
                 if queued in self._inbox:
                     self._dequeue(queued)
+                    self._delivered[queued.tenant] -= 1  # taken back: the bus redelivers
             raise
 
     @property
@@ -149,6 +167,25 @@ class Projector:
             fold_status(copy, recorded.seq, recorded.event)
         return copy if copy.position else None
 
+    async def saved(self, tenant: str, timeout: float = SAVED_WAIT_S) -> bool:
+        """Wait until everything delivered of `tenant` so far is saved; False if it was
+        not within `timeout` (the read model's store is away, or nothing saves)."""
+        target = self._delivered[tenant]
+        if self._task is None:  # fed by `fold_batches`: saved before each returns
+            return self._saved[tenant] >= target
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self._saved[tenant] < target:
+            left = deadline - loop.time()
+            if left <= 0:
+                return False
+            self._hurry.set()
+            self._wake.set()
+            done = self._save_done
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(done.wait(), left)
+        return True
+
     # --- the loop ----------------------------------------------------------------------
 
     def open(self) -> None:
@@ -166,6 +203,7 @@ class Projector:
         if self._task is not None:
             self._closing = True
             self._wake.set()
+            self._hurry.set()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
 
@@ -183,8 +221,10 @@ class Projector:
             await self._wake.wait()
             if self._closing:
                 return
-            await asyncio.sleep(LINGER_S)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._hurry.wait(), LINGER_S)
             self._wake.clear()
+            self._hurry.clear()
             try:
                 await self._drain(drop_failing=True)
             except Exception:
@@ -208,11 +248,18 @@ class Projector:
                         if not drop_failing or head.failures < MAX_FAILURES:
                             raise
                         self._give_up(head)
+                        self._folded[head.tenant] += 1
+                        if head.tenant not in self._unsaved:  # no save will count it
+                            self._saved[head.tenant] = self._folded[head.tenant]
                         continue
                     self._dequeue(head)
+                    self._folded[head.tenant] += 1
                 for tenant in list(self._unsaved):
                     await _run(self._save_steps(tenant))
             finally:
+                # Waiters on a save look again (on the loop: catch-up saves on a thread).
+                self._save_done.set()
+                self._save_done = asyncio.Event()
                 if not self._inbox and not self._unsaved:
                     self._idle.set()
 
@@ -356,9 +403,11 @@ class Projector:
         """Write the tenant's changed documents with its position; on failure keep them."""
         docs = self._unsaved.pop(tenant, {})
         position = self._positions.pop(tenant, None)
+        folded = self._folded[tenant]
         # Snapshots taken here, on the loop: the documents go on folding meanwhile.
         rows = [status_row(doc) for doc in docs.values()]
         if not rows and position is None:
+            self._saved[tenant] = max(self._saved[tenant], folded)
             return
         waits = [] if self._signals is None else _inbox_rows(docs.values())
         try:
@@ -371,6 +420,7 @@ class Projector:
             if position is not None:
                 self._positions[tenant] = max(position, self._positions.get(tenant, 0))
             raise
+        self._saved[tenant] = max(self._saved[tenant], folded)
 
     # --- blocking: catch-up and rebuild, while the loop is not folding -------------------
 
